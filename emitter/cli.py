@@ -1,0 +1,184 @@
+"""The command line: ``emitter run``, ``emitter check``, ``emitter validate``. Thin by design."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from . import __version__
+from .app import RunConfig, run_sync
+from .core.engine import DEFAULT_POPULATION, Load
+from .errors import ConfigError, EmitterError
+from .options import OPTIONS
+from .runtime.pacing import Speed
+from .workflow import load_workflow
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the option and the value, then exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    for o in OPTIONS:
+
+        def conv(text: str, _o: Any = o) -> Any:
+            try:
+                return _o.parse(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+
+        conv.__name__ = o.metavar.lower()
+        p.add_argument(
+            o.flag,
+            dest=o.name,
+            type=conv,
+            metavar=o.metavar,
+            help=o.help,
+            action="append" if o.repeat else "store",
+            default=None,
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="emitter", description="Realistic, reproducible streams of API-call traffic.")
+    p.add_argument("--version", action="version", version=f"emitter {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser(
+        "run",
+        help="simulate users walking a workflow and emit their API calls",
+        description="Simulate users walking WORKFLOW and emit one event per API call.",
+    )
+    r.add_argument("workflow", metavar="WORKFLOW", help="workflow YAML file")
+    _add_run_options(r)
+    c = sub.add_parser(
+        "check",
+        help="validate workflow files only",
+        description="Validate workflow files; print every problem, one line each.",
+    )
+    c.add_argument("files", nargs="+", metavar="FILE")
+    v = sub.add_parser(
+        "validate",
+        help="test a stream of events against a workflow",
+        description="Rebuild sessions from a stream and test entry, transition and exit "
+        "probabilities against WORKFLOW. Exit 0 when consistent, 1 when rejected.",
+    )
+    v.add_argument("workflow", metavar="WORKFLOW")
+    v.add_argument("--source", required=True, metavar="SRC", help="file:PATH, PATH, or - for standard input")
+    v.add_argument("--alpha", type=float, default=0.01, help="family-wise false-alarm rate (default 0.01)")
+    v.add_argument(
+        "--min-samples",
+        type=int,
+        default=30,
+        metavar="N",
+        help="rows with fewer departures are reported as too thin to judge (default 30)",
+    )
+    v.add_argument("--report", metavar="FILE", help="also write the full report as JSON")
+    v.add_argument("--all-rows", action="store_true", help="print every row, not only the interesting ones")
+    return p
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    code = 0
+    for f in args.files:
+        try:
+            wf = load_workflow(f)
+        except ConfigError as exc:
+            for prob in exc.problems:
+                print(str(prob), file=sys.stderr)
+            code = EXIT_USAGE
+            continue
+        for w in wf.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        n_edges = sum(1 for r in wf.transitions.values() for p in r.values() if p > 0)
+        print(
+            f"ok: {f}: workflow {wf.name!r}, {len(wf.states)} endpoints, {n_edges} transitions, "
+            f"{len(wf.exit_points)} exit points, {len(wf.user_types)} user types"
+        )
+    return code
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    wf = load_workflow(args.workflow)
+    for w in wf.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    if args.users is not None and args.arrival_rate is not None:
+        raise ConfigError.one(
+            "command line",
+            ("--users",),
+            "choose one load model: --users N (closed) or --arrival-rate R (open), not both",
+        )
+    load = Load(
+        sessions=args.sessions,
+        duration_s=args.duration,
+        arrival_rate=args.arrival_rate,
+        users=args.users,
+        population=args.population or DEFAULT_POPULATION,
+    )
+    cfg = RunConfig(
+        workflow=wf,
+        seed=args.seed,
+        speed=args.speed or Speed(1.0),
+        start_us=args.start,
+        load=load,
+        sinks=args.sink or ["stdout"],
+        progress=args.progress or "auto",
+    )
+    return run_sync(cfg)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .validate.assemble import Assembler
+    from .validate.report import build_report
+    from .validate.sources import read_file_source
+
+    if not 0 < args.alpha < 1:
+        raise ConfigError.one("command line", ("--alpha",), f"expected a number in (0, 1), got {args.alpha}")
+    wf = load_workflow(args.workflow)
+    asm = Assembler(wf)
+    malformed = read_file_source(asm, args.source)
+    rep = build_report(asm, alpha=args.alpha, min_samples=args.min_samples, malformed=malformed, source=args.source)
+    print(rep.render(all_rows=args.all_rows))
+    if args.report:
+        Path(args.report).write_text(rep.to_json() + "\n", encoding="utf-8")
+    return rep.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _cmd_check(args)
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "validate":
+            return _cmd_validate(args)
+    except ConfigError as exc:
+        for prob in exc.problems:
+            print(f"emitter: error: {prob}", file=sys.stderr)
+        return exc.exit_code
+    except EmitterError as exc:
+        print(f"emitter: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("emitter: interrupted", file=sys.stderr)
+        return 130
+    raise AssertionError(args.command)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

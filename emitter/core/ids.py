@@ -1,0 +1,58 @@
+"""Deterministic identifiers: bijective 64-bit mixes of event keys, keyed by the run.
+
+A bijection keeps ids unique within a run by construction; the keys make them differ between runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["event_key", "hex_ids", "mix64"]
+
+U64 = npt.NDArray[np.uint64]
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+SEQ_BITS = 16
+ATTEMPT_BITS = 8
+MAX_SEQ = (1 << SEQ_BITS) - 1
+MAX_ATTEMPT = (1 << ATTEMPT_BITS) - 1
+
+
+def mix64(x: npt.NDArray[Any], key: int) -> U64:
+    """SplitMix64's finaliser applied to ``x ^ key``: a bijection of 64-bit integers."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64) ^ np.uint64(key)
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        out: U64 = z ^ (z >> np.uint64(31))
+        return out
+
+
+def event_key(sess: npt.NDArray[Any], seq: npt.NDArray[Any], attempt: npt.NDArray[Any]) -> U64:
+    """One integer per (session, seq, attempt), increasing in that order."""
+    out: U64 = np.bitwise_or(
+        np.bitwise_or(
+            sess.astype(np.uint64) << np.uint64(SEQ_BITS + ATTEMPT_BITS),
+            seq.astype(np.uint64) << np.uint64(ATTEMPT_BITS),
+        ),
+        attempt.astype(np.uint64),
+    )
+    return out
+
+
+def hex_ids(x: U64) -> npt.NDArray[np.uint8]:
+    """Lower-case hex of each 64-bit value, as an (n, 16) byte matrix."""
+    b = x.astype(">u8").view(np.uint8).reshape(-1, 8)
+    out = np.empty((len(x), 16), np.uint8)
+    out[:, 0::2] = _HEX[b >> 4]
+    out[:, 1::2] = _HEX[b & 15]
+    return out
+
+
+def hex_strings(x: U64) -> list[str]:
+    return [bytes(r).decode() for r in hex_ids(x)]

@@ -1,0 +1,45 @@
+"""Errors that reach the user as one clear line each, never as a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["ConfigError", "ConfigProblem", "EmitterError", "format_path"]
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """Render a key path as ``a -> b -> c`` (the form every message uses)."""
+    return " -> ".join(str(p) for p in path) if path else "(top level)"
+
+
+class EmitterError(Exception):
+    """Base class for errors the CLI reports as one line and a non-zero exit code."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in one input file: where it is and what is wrong with which value."""
+
+    source: str
+    path: tuple[str | int, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {format_path(self.path)}: {self.message}"
+
+
+class ConfigError(EmitterError):
+    """One or more problems found in an input file (workflow, scenario, options)."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def one(cls, source: str, path: Sequence[str | int], message: str) -> ConfigError:
+        return cls([ConfigProblem(source, tuple(path), message)])

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Everything the tests need, then the tests: install, lint, type-check, start the real servers the
+# integration tests use (and stop them afterwards), run pytest. Extra arguments go to pytest.
+set -euo pipefail
+source "$(dirname "$0")/_venv.sh"
+cd "$ROOT"
+
+echo "== ruff" >&2
+ruff check emitter tests bench
+ruff format --check emitter tests bench
+echo "== mypy (strict)" >&2
+mypy
+
+status=0
+python -m pytest "$@" || status=$?
+if [[ $status -eq 5 ]]; then
+  echo "emitter: pytest collected no tests: that is a failure, not a pass" >&2
+  exit 1
+fi
+exit "$status"

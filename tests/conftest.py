@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / "workflows"
+START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+
+
+def run_cli(
+    *args: str,
+    input: bytes | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the real ``emitter`` command in a subprocess (as a user would)."""
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "emitter", *args],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=e,
+        check=False,
+    )
+
+
+@pytest.fixture
+def ecommerce_path() -> Path:
+    return WORKFLOWS / "ecommerce.yaml"
