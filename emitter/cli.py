@@ -74,7 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         "probabilities against WORKFLOW. Exit 0 when consistent, 1 when rejected.",
     )
     v.add_argument("workflow", metavar="WORKFLOW")
-    v.add_argument("--source", required=True, metavar="SRC", help="file:PATH, PATH, or - for standard input")
+    v.add_argument(
+        "--source",
+        required=True,
+        metavar="SRC",
+        help="file:PATH, PATH, - for standard input, or kafka://HOST:PORT/TOPIC (live)",
+    )
+    v.add_argument("--group", metavar="G", help="Kafka: consumer group (commits offsets; default: none, read all)")
+    v.add_argument("--max-events", type=int, metavar="N", help="Kafka: stop after N records")
+    v.add_argument("--until-idle", type=float, metavar="SECONDS", help="Kafka: stop when no record came for this long")
     v.add_argument("--alpha", type=float, default=0.01, help="family-wise false-alarm rate (default 0.01)")
     v.add_argument(
         "--min-samples",
@@ -145,9 +153,29 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise ConfigError.one("command line", ("--alpha",), f"expected a number in (0, 1), got {args.alpha}")
     wf = load_workflow(args.workflow)
-    asm = Assembler(wf)
-    malformed = read_file_source(asm, args.source)
-    rep = build_report(asm, alpha=args.alpha, min_samples=args.min_samples, malformed=malformed, source=args.source)
+    if args.source.startswith("kafka://"):
+        import asyncio
+
+        from .validate.live import LiveOptions, validate_kafka
+
+        opts = LiveOptions(
+            group=args.group,
+            max_events=args.max_events,
+            until_idle=args.until_idle,
+            alpha=args.alpha,
+            min_samples=args.min_samples,
+        )
+        res = asyncio.run(validate_kafka(wf, args.source, opts))
+        rep = res.report
+        print(
+            f"validate: read {res.records:,} records in {res.seconds:.1f} s ({res.malformed:,} malformed, "
+            f"{res.key_mismatch:,} with a key other than their session_id); stopped by {res.stopped_by}",
+            file=sys.stderr,
+        )
+    else:
+        asm = Assembler(wf)
+        malformed = read_file_source(asm, args.source)
+        rep = build_report(asm, alpha=args.alpha, min_samples=args.min_samples, malformed=malformed, source=args.source)
     print(rep.render(all_rows=args.all_rows))
     if args.report:
         Path(args.report).write_text(rep.to_json() + "\n", encoding="utf-8")

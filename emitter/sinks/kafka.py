@@ -1,0 +1,284 @@
+"""The Kafka sink: one record per event, keyed by session, timestamped with event time, with aiokafka.
+
+Records are partitioned like Kafka's default partitioner (murmur2 of the key), so a session stays in
+order on one partition; they are appended straight into record batches (``create_batch`` /
+``send_batch``), which costs far less per event than ``send()``. Memory is bounded by
+``buffer.memory``: when that much is unacknowledged, ``on.full=block`` waits up to ``max.block.ms``
+(then fails the run), ``on.full=drop`` discards the batch and counts it. Every count is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..core.batch import SCHEMA_VERSION, EventBatch
+from ..core.ids import hex_ids
+from ..errors import ConfigError
+from .base import Sink, SinkError
+from .basic import jsonl_of
+from .kafka_config import KafkaSettings, parse_kafka_uri
+
+__all__ = ["KafkaSink", "kafka_sink", "murmur2_partition"]
+
+_M = np.uint32(0x5BD1E995)
+
+
+def murmur2_partition(keys: npt.NDArray[np.uint8], partitions: int) -> npt.NDArray[np.int64]:
+    """Kafka's default partition for each fixed-length key (rows of ``keys``), as Java clients compute it."""
+    n, length = keys.shape
+    assert length % 4 == 0
+    words = np.ascontiguousarray(keys).view("<u4").astype(np.uint32)
+    with np.errstate(over="ignore"):
+        h = np.full(n, np.uint32(0x9747B28C) ^ np.uint32(length), np.uint32)
+        for i in range(length // 4):
+            k = words[:, i] * _M
+            k ^= k >> np.uint32(24)
+            k *= _M
+            h *= _M
+            h ^= k
+        h ^= h >> np.uint32(13)
+        h *= _M
+        h ^= h >> np.uint32(15)
+    return ((h & np.uint32(0x7FFFFFFF)) % np.uint32(partitions)).astype(np.int64)
+
+
+class KafkaSink(Sink):
+    def __init__(self, settings: KafkaSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.uri = settings.describe()
+        self._producer: Any = None
+        self._partitions = 0
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._inflight_bytes = 0
+        self._room = asyncio.Event()
+        self._error: BaseException | None = None
+        self._headers: list[tuple[str, bytes]] = []
+
+    def describe(self) -> str:
+        s = self.settings
+        return (
+            f"{s.describe()} (acks={s.producer.get('acks')}, idempotence={s.producer.get('enable_idempotence')}, "
+            f"on.full={s.on_full}, buffer.memory={s.buffer_memory})"
+        )
+
+    async def start(self) -> None:
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.errors import KafkaConnectionError, KafkaError
+
+        s = self.settings
+        deadline = time.monotonic() + s.startup_wait_ms / 1000
+        while True:
+            producer = AIOKafkaProducer(**s.client_kwargs())
+            try:
+                await producer.start()
+                break
+            except (KafkaConnectionError, KafkaError, OSError) as exc:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                if time.monotonic() >= deadline:
+                    hint = "" if s.startup_wait_ms else " (add ?startup.wait.ms=30000 to wait for it)"
+                    raise SinkError(
+                        f"kafka: cannot reach a broker at {','.join(s.bootstrap)}: "
+                        f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}{hint}"
+                    ) from None
+                await asyncio.sleep(1.0)
+        self._producer = producer
+        try:
+            if s.create_topic:
+                await self._ensure_topic()
+            parts = await producer.partitions_for(s.topic)
+        except SinkError:
+            await producer.stop()
+            raise
+        except KafkaError as exc:
+            await producer.stop()
+            raise SinkError(f"kafka: topic {s.topic!r}: {type(exc).__name__}: {exc}") from None
+        if not parts:
+            await producer.stop()
+            raise SinkError(f"kafka: topic {s.topic!r} does not exist and create.topic=false")
+        self._partitions = len(parts)
+        self._room.set()
+        await super().start()
+
+    async def _ensure_topic(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import TopicAlreadyExistsError
+
+        s = self.settings
+        kw = {
+            k: v
+            for k, v in s.client_kwargs().items()
+            if k
+            in (
+                "bootstrap_servers",
+                "security_protocol",
+                "sasl_mechanism",
+                "sasl_plain_username",
+                "sasl_plain_password",
+                "ssl_context",
+                "client_id",
+                "request_timeout_ms",
+            )
+        }
+        admin = AIOKafkaAdminClient(**kw)
+        await admin.start()
+        try:
+            existing = await admin.list_topics()
+            if s.topic not in existing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    configs = {} if s.retention_ms is None else {"retention.ms": str(s.retention_ms)}
+                    new = NewTopic(s.topic, s.partitions, s.replication_factor, topic_configs=configs)
+                    resp = await admin.create_topics([new])
+                    for _, code, msg, *_ in getattr(resp, "topic_errors", getattr(resp, "topic_error_codes", [])):
+                        if code not in (0, 36):  # 36: already exists
+                            raise SinkError(f"kafka: cannot create topic {s.topic!r}: error {code} {msg or ''}")
+        finally:
+            await admin.close()
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(self, batch: EventBatch) -> None:
+        if self._error is not None:
+            raise SinkError(f"kafka: delivery failed: {type(self._error).__name__}: {self._error}")
+        n = len(batch)
+        if not n:
+            return
+        data = jsonl_of(batch)
+        self.stats.sent += n
+        size = len(data)
+        if not await self._wait_room(size):
+            self.stats.dropped += n
+            return
+        values = data.split(b"\n")
+        keys_m = hex_ids(batch.session_key)
+        part = murmur2_partition(keys_m, self._partitions)
+        keys = keys_m.tobytes()
+        ts_ms = ((batch.cols["t"] + batch.ctx.start_us) // 1000).tolist()
+        if not self._headers:
+            age_days = (time.time() * 1e6 - batch.ctx.start_us - int(batch.cols["t"][0])) / 86_400e6
+            if age_days > 1 and self.settings.retention_ms is None:
+                self._note_once(
+                    f"event times are {age_days:.0f} days old: brokers delete records by their timestamps once "
+                    "they are older than the topic's retention.ms; add retention.ms=-1 to the sink URI (applied "
+                    "when the sink creates the topic) to keep them"
+                )
+            self._headers = [
+                ("content-type", b"application/json"),
+                ("emitter.schema_version", str(SCHEMA_VERSION).encode()),
+                ("emitter.run_id", batch.ctx.run_id.encode()),
+            ]
+        headers = self._headers
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self._partitions + 1))
+        producer = self._producer
+        topic = self.settings.topic
+        for p in range(self._partitions):
+            idx = order[bounds[p] : bounds[p + 1]].tolist()
+            if not idx:
+                continue
+            builder = producer.create_batch()
+            count = 0
+            nbytes = 0
+            for i in idx:
+                v = values[i]
+                meta = builder.append(key=keys[i * 16 : i * 16 + 16], value=v, timestamp=ts_ms[i], headers=headers)
+                if meta is None:  # full: ship it and start another
+                    await self._ship(builder, topic, p, count, nbytes)
+                    builder = producer.create_batch()
+                    count = nbytes = 0
+                    meta = builder.append(key=keys[i * 16 : i * 16 + 16], value=v, timestamp=ts_ms[i], headers=headers)
+                    if meta is None:
+                        self.stats.failed += 1
+                        self._note_once(f"an event of {len(v)} bytes is larger than batch.size")
+                        continue
+                count += 1
+                nbytes += len(v)
+            if count:
+                await self._ship(builder, topic, p, count, nbytes)
+
+    def _note_once(self, text: str) -> None:
+        if text not in self.stats.notes:
+            self.stats.notes.append(text)
+
+    async def _ship(self, builder: Any, topic: str, partition: int, count: int, nbytes: int) -> None:
+        from aiokafka.errors import KafkaError
+
+        try:
+            fut = await self._producer.send_batch(builder, topic, partition=partition)
+        except KafkaError as exc:
+            self.stats.failed += count
+            self._error = exc
+            return
+        self._inflight_bytes += nbytes
+        self._pending.add(fut)
+
+        def done(f: asyncio.Future[Any], count: int = count, nbytes: int = nbytes) -> None:
+            self._pending.discard(f)
+            self._inflight_bytes -= nbytes
+            if f.cancelled():
+                self.stats.failed += count
+            elif f.exception() is not None:
+                self.stats.failed += count
+                if self._error is None:
+                    self._error = f.exception()
+            else:
+                self.stats.acked += count
+            if self._inflight_bytes < self.settings.buffer_memory:
+                self._room.set()
+
+        fut.add_done_callback(done)
+
+    async def _wait_room(self, size: int) -> bool:
+        s = self.settings
+        if self._inflight_bytes + size <= s.buffer_memory or not self._pending:
+            return True
+        if s.on_full == "drop":
+            self._note_once("buffer.memory full: batches dropped (on.full=drop)")
+            return False
+        deadline = time.monotonic() + s.max_block_ms / 1000
+        while self._inflight_bytes + size > s.buffer_memory and self._pending:
+            self._room.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SinkError(
+                    f"kafka: buffer.memory ({s.buffer_memory} bytes) stayed full for max.block.ms "
+                    f"({s.max_block_ms} ms): the broker is too slow or unreachable"
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), timeout=left)
+        return True
+
+    async def flush(self) -> None:
+        if self._producer is None:
+            return
+        if self._pending:
+            done, _ = await asyncio.wait(list(self._pending), timeout=self.settings.close_timeout_ms / 1000)
+            del done
+
+    async def _close(self) -> None:
+        if self._producer is None:
+            return
+        left = list(self._pending)
+        for f in left:
+            f.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._producer.stop(), timeout=self.settings.close_timeout_ms / 1000)
+        self._producer = None
+        if self.stats.pending:
+            self._note_once(f"{self.stats.pending} events still unacknowledged at close.timeout.ms: counted failed")
+            self.stats.failed += self.stats.pending
+
+
+def kafka_sink(uri: str, options: dict[str, Any]) -> Sink:
+    try:
+        import aiokafka  # noqa: F401
+    except ModuleNotFoundError:
+        raise ConfigError.one("--sink", (uri,), 'the Kafka sink needs aiokafka: pip install -e ".[dev]"') from None
+    return KafkaSink(parse_kafka_uri(uri))

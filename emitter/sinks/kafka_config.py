@@ -1,0 +1,214 @@
+"""Kafka producer settings by Kafka's own property names, from the sink URI's query or a properties file.
+
+``kafka://HOST:PORT[,HOST:PORT]/TOPIC?acks=all&compression.type=lz4&config=producer.properties``
+
+Secrets never travel in the URI in clear: a value ``env:NAME`` reads an environment variable and
+``file:PATH`` reads a file; descriptions of the sink print ``***`` in their place.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["KafkaSettings", "parse_kafka_uri"]
+
+SECRET_KEYS = {"sasl.password", "ssl.key.password", "sasl.jaas.config"}
+
+# Kafka property -> (aiokafka keyword, converter)
+_PRODUCER: dict[str, tuple[str, Any]] = {
+    "acks": ("acks", lambda v: v if v == "all" else int(v)),
+    "enable.idempotence": ("enable_idempotence", _bool),
+    "compression.type": ("compression_type", lambda v: None if v == "none" else v),
+    "linger.ms": ("linger_ms", int),
+    "batch.size": ("max_batch_size", int),
+    "max.request.size": ("max_request_size", int),
+    "request.timeout.ms": ("request_timeout_ms", int),
+    "retry.backoff.ms": ("retry_backoff_ms", int),
+    "metadata.max.age.ms": ("metadata_max_age_ms", int),
+    "connections.max.idle.ms": ("connections_max_idle_ms", int),
+    "client.id": ("client_id", str),
+    "security.protocol": ("security_protocol", str),
+    "sasl.mechanism": ("sasl_mechanism", str),
+    "sasl.username": ("sasl_plain_username", str),
+    "sasl.password": ("sasl_plain_password", str),
+}
+# settings of the sink itself (not passed to the client)
+_SINK_KEYS = {
+    "partitions": int,
+    "retention.ms": int,
+    "replication.factor": int,
+    "buffer.memory": int,
+    "max.block.ms": int,
+    "on.full": str,
+    "startup.wait.ms": int,
+    "close.timeout.ms": int,
+    "create.topic": str,
+    "config": str,
+    "ssl.ca.location": str,
+    "ssl.certificate.location": str,
+    "ssl.key.location": str,
+    "ssl.key.password": str,
+}
+VALID_COMPRESSION = {"none", "gzip", "snappy", "lz4", "zstd"}
+
+
+def _bool(v: str) -> bool:
+    t = str(v).lower()
+    if t in ("true", "1", "yes"):
+        return True
+    if t in ("false", "0", "no"):
+        return False
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
+def _secret(value: str, source: str, key: str) -> str:
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError.one(source, (key,), f"environment variable {name!r} is not set")
+        return os.environ[name]
+    if value.startswith("file:"):
+        try:
+            return Path(value[5:]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError.one(source, (key,), f"cannot read secret file {value[5:]!r}: {exc.strerror}") from None
+    return value
+
+
+def read_properties(path: str, source: str) -> dict[str, str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError.one(source, ("config",), f"cannot read {path!r}: {exc.strerror}") from None
+    out: dict[str, str] = {}
+    for i, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith(("#", "!")):
+            continue
+        sep = min((p for p in (s.find("="), s.find(":")) if p > 0), default=-1)
+        if sep < 0:
+            raise ConfigError.one(path, (f"line {i}",), f"expected key=value, got {s!r}")
+        out[s[:sep].strip()] = s[sep + 1 :].strip()
+    return out
+
+
+@dataclass
+class KafkaSettings:
+    bootstrap: list[str]
+    topic: str
+    producer: dict[str, Any] = field(default_factory=dict)
+    partitions: int = 6
+    replication_factor: int = 1
+    retention_ms: int | None = None  # topic config when the sink creates the topic
+    create_topic: bool = True
+    buffer_memory: int = 64 << 20
+    max_block_ms: int = 60_000
+    on_full: str = "block"
+    startup_wait_ms: int = 0
+    close_timeout_ms: int = 10_000
+    ssl: dict[str, str] = field(default_factory=dict)
+    shown: dict[str, str] = field(default_factory=dict)  # for describe(): secrets masked
+
+    def describe(self) -> str:
+        q = "&".join(f"{k}={v}" for k, v in self.shown.items())
+        return f"kafka://{','.join(self.bootstrap)}/{self.topic}" + (f"?{q}" if q else "")
+
+    def client_kwargs(self) -> dict[str, Any]:
+        kw = {"bootstrap_servers": self.bootstrap, **self.producer}
+        if self.ssl or kw.get("security_protocol", "PLAINTEXT").upper() in ("SSL", "SASL_SSL"):
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=self.ssl.get("ssl.ca.location"))
+            if "ssl.certificate.location" in self.ssl:
+                ctx.load_cert_chain(
+                    self.ssl["ssl.certificate.location"],
+                    self.ssl.get("ssl.key.location"),
+                    self.ssl.get("ssl.key.password"),
+                )
+            kw["ssl_context"] = ctx
+        return kw
+
+
+DEFAULTS = {
+    "acks": "all",
+    "enable.idempotence": "true",
+    "linger.ms": "5",
+    "batch.size": "262144",
+    "compression.type": "none",
+}
+
+
+def parse_kafka_uri(uri: str, *, source: str = "--sink", defaults: dict[str, str] | None = None) -> KafkaSettings:
+    """``kafka://host:port[,host:port]/topic?prop=value...``: every problem is a one-line ConfigError."""
+    parsed = urllib.parse.urlsplit(uri)
+    if parsed.scheme != "kafka" or not parsed.netloc:
+        raise ConfigError.one(source, (uri,), "expected kafka://HOST:PORT/TOPIC")
+    topic = parsed.path.lstrip("/")
+    if not topic or "/" in topic:
+        raise ConfigError.one(source, (uri,), "expected one topic name after the host: kafka://HOST:PORT/TOPIC")
+    bootstrap = []
+    for hp in parsed.netloc.split(","):
+        host, _, port = hp.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError.one(source, (uri,), f"expected HOST:PORT, got {hp!r}")
+        bootstrap.append(hp)
+    props: dict[str, str] = dict(defaults if defaults is not None else DEFAULTS)
+    query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+    if "config" in query:
+        props.update(read_properties(query["config"], source))
+    props.update(query)
+    props.pop("config", None)
+    s = KafkaSettings(bootstrap, topic)
+    for key, raw in props.items():
+        value = _secret(raw, source, key) if key in SECRET_KEYS else raw
+        s.shown[key] = "***" if key in SECRET_KEYS else raw
+        try:
+            if key in _PRODUCER:
+                kw, conv = _PRODUCER[key]
+                s.producer[kw] = conv(value)
+            elif key == "partitions":
+                s.partitions = int(value)
+            elif key == "retention.ms":
+                s.retention_ms = int(value)
+            elif key == "replication.factor":
+                s.replication_factor = int(value)
+            elif key == "create.topic":
+                s.create_topic = _bool(value)
+            elif key == "buffer.memory":
+                s.buffer_memory = int(value)
+            elif key == "max.block.ms":
+                s.max_block_ms = int(value)
+            elif key == "on.full":
+                if value not in ("block", "drop"):
+                    raise ConfigError.one(source, (uri, key), f"expected block or drop, got {value!r}")
+                s.on_full = value
+            elif key == "startup.wait.ms":
+                s.startup_wait_ms = int(value)
+            elif key == "close.timeout.ms":
+                s.close_timeout_ms = int(value)
+            elif key.startswith("ssl."):
+                s.ssl[key] = value
+            else:
+                known = ", ".join(sorted([*_PRODUCER, *_SINK_KEYS]))
+                raise ConfigError.one(source, (uri, key), f"unknown Kafka property {key!r} (known: {known})")
+        except ValueError as exc:
+            msg = str(exc) if "expected" in str(exc) else f"invalid value {s.shown[key]!r}"
+            raise ConfigError.one(source, (uri, key), msg) from None
+    comp = s.producer.get("compression_type")
+    if comp is not None and comp not in VALID_COMPRESSION:
+        raise ConfigError.one(
+            source, (uri, "compression.type"), f"expected one of {', '.join(sorted(VALID_COMPRESSION))}, got {comp!r}"
+        )
+    if "acks" in s.producer and s.producer["acks"] not in ("all", 0, 1, -1):
+        raise ConfigError.one(source, (uri, "acks"), f"expected all, 0, 1 or -1, got {props['acks']!r}")
+    if s.producer.get("enable_idempotence") and s.producer.get("acks") not in ("all", -1):
+        raise ConfigError.one(source, (uri, "enable.idempotence"), "idempotence needs acks=all")
+    if s.partitions < 1:
+        raise ConfigError.one(source, (uri, "partitions"), f"expected a positive integer, got {s.partitions}")
+    return s

@@ -1,0 +1,175 @@
+"""Against the real broker: round trip, crash and restart, no broker, garbage in the topic."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from ..conftest import ROOT, WORKFLOWS, run_cli
+from .kafka_util import produce, read_topic
+
+pytestmark = pytest.mark.kafka
+ECOM = str(WORKFLOWS / "ecommerce.yaml")
+BASE = ["--seed", "3", "--start", "2026-01-01T00:00:00Z", "--progress", "off"]
+
+
+def test_round_trip_keys_order_and_validator(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    out = tmp_path / "same-run.jsonl"
+    proc = run_cli(
+        "run",
+        ECOM,
+        *BASE,
+        "--sessions",
+        "2000",
+        "--speed",
+        "max",
+        "--sink",
+        f"file:{out}",
+        "--sink",
+        f"kafka://{kafka_bootstrap}/{topic}?partitions=4&retention.ms=-1",
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    emitted = [json.loads(x) for x in out.read_bytes().splitlines()]
+    recs = read_topic(kafka_bootstrap, topic)
+    assert sorted(json.loads(r.value)["event_id"] for r in recs) == sorted(e["event_id"] for e in emitted)
+    assert len(recs) == len(emitted)
+    per_session: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    partitions_of: dict[str, set[int]] = defaultdict(set)
+    for r in recs:
+        ev = json.loads(r.value)
+        assert r.key == ev["session_id"].encode()
+        assert dict(r.headers)["emitter.run_id"] == ev["run_id"].encode()
+        assert dict(r.headers)["content-type"] == b"application/json"
+        partitions_of[ev["session_id"]].add(r.partition)
+        per_session[ev["session_id"]].append((r.offset, ev["seq"], ev["attempt"]))
+    assert all(len(p) == 1 for p in partitions_of.values())  # a session lives on one partition
+    for calls in per_session.values():
+        calls.sort()
+        assert [(s, a) for _, s, a in calls] == sorted((s, a) for _, s, a in calls)  # order kept
+    assert len({p for ps in partitions_of.values() for p in ps}) == 4
+    v = run_cli("validate", ECOM, "--source", f"kafka://{kafka_bootstrap}/{topic}", "--until-idle", "3")
+    assert v.returncode == 0, v.stdout.decode() + v.stderr.decode()
+    assert "verdict: CONSISTENT" in v.stdout.decode()
+    assert f"read {len(emitted):,} records" in v.stderr.decode()
+
+
+def test_record_timestamps_are_event_times(kafka_bootstrap: str, topic: str) -> None:
+    import datetime as dt
+
+    proc = run_cli(
+        "run", ECOM, *BASE, "--sessions", "50", "--speed", "max", "--sink", f"kafka://{kafka_bootstrap}/{topic}"
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    for r in read_topic(kafka_bootstrap, topic, idle=2):
+        ts = json.loads(r.value)["timestamp"]
+        ms = int(dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000 // 1)
+        assert abs(r.timestamp - ms) <= 1
+
+
+def test_no_broker_fails_clearly() -> None:
+    proc = run_cli("run", ECOM, *BASE, "--sessions", "10", "--speed", "max", "--sink", "kafka://127.0.0.1:1/x")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert "kafka: cannot reach a broker at 127.0.0.1:1" in err
+    assert "Traceback" not in err
+    v = run_cli("validate", ECOM, "--source", "kafka://127.0.0.1:1/x", "--until-idle", "1")
+    assert v.returncode == 1 and "cannot reach a broker" in v.stderr.decode() and b"Traceback" not in v.stderr
+
+
+def test_bad_kafka_options_are_one_line(kafka_bootstrap: str) -> None:
+    proc = run_cli("run", ECOM, "--sessions", "1", "--sink", f"kafka://{kafka_bootstrap}/t?acks=2")
+    assert proc.returncode == 2
+    assert "acks: expected all, 0, 1 or -1, got '2'" in proc.stderr.decode()
+    proc = run_cli("run", ECOM, "--sessions", "1", "--sink", f"kafka://{kafka_bootstrap}/t?lingr.ms=2")
+    assert proc.returncode == 2 and "unknown Kafka property 'lingr.ms'" in proc.stderr.decode()
+
+
+def test_validator_survives_garbage(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    proc = run_cli("run", ECOM, *BASE, "--sessions", "500", "--speed", "max", "--sink", f"file:{out}")
+    assert proc.returncode == 0
+    good = out.read_bytes().splitlines()
+    garbage = [b"", b"\x00\xff\xfe", b"{", b"[1,2,3]", b'{"session_id": 5}', b"null", "é".encode("latin-1")] * 5
+    produce(kafka_bootstrap, topic, good[:1000] + garbage + good[1000:])
+    v = run_cli(
+        "validate",
+        ECOM,
+        "--source",
+        f"kafka://{kafka_bootstrap}/{topic}",
+        "--until-idle",
+        "3",
+        "--report",
+        str(tmp_path / "r.json"),
+    )
+    assert v.returncode == 0, v.stdout.decode() + v.stderr.decode()
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["live"]["malformed"] == len(garbage)
+    assert rep["live"]["records"] == len(good) + len(garbage)
+    assert rep["verdict"] == "consistent"
+
+
+@pytest.mark.slow
+def test_broker_killed_and_restarted_nothing_acknowledged_is_lost_or_duplicated(tmp_path: Path) -> None:
+    """A separate broker (own ports and state) is SIGKILLed and restarted while the emitter runs."""
+    env = dict(
+        os.environ,
+        KAFKA_PORT="19192",
+        KAFKA_CONTROLLER_PORT="19193",
+        EMITTER_LOCAL_DIR=str(ROOT / ".local" / "crash-test"),
+    )
+    script = str(ROOT / "deploy/local/kafka.sh")
+    subprocess.run([script, "reset"], env=env, check=False, capture_output=True)
+    subprocess.run([script, "start"], env=env, check=True, capture_output=True)
+    bootstrap = "127.0.0.1:19192"
+    topic = "crash"
+    try:
+        out = tmp_path / "all.jsonl"
+        emitter = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emitter",
+                "run",
+                ECOM,
+                *BASE,
+                "--sessions",
+                "2000",
+                "--arrival-rate",
+                "100",
+                "--speed",
+                "10",
+                "--sink",
+                f"file:{out}",
+                "--sink",
+                f"kafka://{bootstrap}/{topic}?acks=all&enable.idempotence=true&partitions=3&linger.ms=20&retention.ms=-1",
+            ],
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(5)
+        subprocess.run([script, "kill"], env=env, check=True, capture_output=True)
+        time.sleep(2)
+        subprocess.run([script, "start"], env=env, check=True, capture_output=True)
+        _, err = emitter.communicate(timeout=240)
+        text = err.decode()
+        assert "Traceback" not in text, text
+        line = next(x for x in text.splitlines() if "sink kafka://" in x)
+        acked = int(line.split(" sent, ")[1].split(" acknowledged")[0].replace(",", ""))
+        failed = int(line.split(" acknowledged, ")[1].split(" failed")[0].replace(",", ""))
+        recs = read_topic(bootstrap, topic, idle=4)
+        ids = [json.loads(r.value)["event_id"] for r in recs]
+        assert len(ids) == len(set(ids)), "duplicates in the topic"
+        assert len(ids) == acked, (len(ids), acked, failed, text)
+        emitted = {json.loads(x)["event_id"] for x in out.read_bytes().splitlines()}
+        assert set(ids) <= emitted
+        assert acked + failed == len(emitted)
+        assert emitter.returncode in (0, 1)
+        assert acked > 0.9 * len(emitted)
+    finally:
+        subprocess.run([script, "stop"], env=env, check=False, capture_output=True)
