@@ -20,6 +20,16 @@ __all__ = ["KafkaSettings", "parse_kafka_uri"]
 
 SECRET_KEYS = {"sasl.password", "ssl.key.password", "sasl.jaas.config"}
 
+
+def _bool(v: str) -> bool:
+    t = str(v).lower()
+    if t in ("true", "1", "yes"):
+        return True
+    if t in ("false", "0", "no"):
+        return False
+    raise ValueError(f"expected true or false, got {v!r}")
+
+
 # Kafka property -> (aiokafka keyword, converter)
 _PRODUCER: dict[str, tuple[str, Any]] = {
     "acks": ("acks", lambda v: v if v == "all" else int(v)),
@@ -56,15 +66,6 @@ _SINK_KEYS = {
     "ssl.key.password": str,
 }
 VALID_COMPRESSION = {"none", "gzip", "snappy", "lz4", "zstd"}
-
-
-def _bool(v: str) -> bool:
-    t = str(v).lower()
-    if t in ("true", "1", "yes"):
-        return True
-    if t in ("false", "0", "no"):
-        return False
-    raise ValueError(f"expected true or false, got {v!r}")
 
 
 def _secret(value: str, source: str, key: str) -> str:
