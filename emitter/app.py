@@ -11,15 +11,20 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
+import numpy as np
+
 from .core.engine import Load, Simulation
+from .core.faults import Dynamics, random_faults
+from .core.merge import MultiSimulation
 from .core.model import Model
 from .runtime.pacing import Speed
 from .runtime.progress import Progress, format_summary
 from .runtime.runner import Runner, RunStats
 from .sinks.base import Sink, open_sink
+from .truth import truth_records, write_truth
 from .workflow import Workflow
 
 __all__ = ["RunConfig", "build_simulation", "run_async", "run_sync"]
@@ -36,6 +41,16 @@ class RunConfig:
     load: Load = field(default_factory=Load)
     sinks: list[str] = field(default_factory=lambda: ["stdout"])
     progress: str = "auto"
+    dynamics: Dynamics = field(default_factory=Dynamics)
+    workflows: list[tuple[Workflow, float]] = field(default_factory=list)  # several, weighted (else workflow)
+    random_faults: list[dict[str, Any]] = field(default_factory=list)
+    truth: str | None = None
+    scenario: str | None = None
+    scenario_digest: str | None = None
+
+    @property
+    def weighted(self) -> list[tuple[Workflow, float]]:
+        return self.workflows or [(self.workflow, 1.0)]
 
 
 def now_us() -> int:
@@ -49,9 +64,68 @@ def resolve(cfg: RunConfig) -> tuple[int, int]:
     return seed, start
 
 
-def build_simulation(cfg: RunConfig) -> tuple[Simulation, int]:
+def realise_dynamics(cfg: RunConfig, seed: int) -> Dynamics:
+    """Scheduled faults plus the random ones, drawn from the run's seed over the run's horizon."""
+    dyn = cfg.dynamics
+    if not cfg.random_faults:
+        return dyn
+    load = cfg.load
+    if load.duration_s is not None:
+        horizon = load.duration_s
+    elif load.sessions is not None and not load.closed:
+        horizon = load.sessions / load.rate
+    else:
+        horizon = 86_400.0
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(10)[9])
+    faults = list(dyn.faults)
+    for spec in cfg.random_faults:
+        faults += random_faults(rng, spec, round(horizon * 1e6), len(faults))
+    return replace(dyn, faults=tuple(faults))
+
+
+def _split(total: int | None, weights: list[float]) -> list[int | None]:
+    """Largest-remainder split of a count by weights (each part at least 1)."""
+    if total is None:
+        return [None] * len(weights)
+    raw = [total * w for w in weights]
+    parts = [max(1, int(r)) for r in raw]
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - int(raw[i]), reverse=True)
+    for i in order[: max(0, total - sum(parts))]:
+        parts[i] += 1
+    return list(parts)
+
+
+def build_simulation(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int, Dynamics]:
     seed, start = resolve(cfg)
-    return Simulation(Model(cfg.workflow), seed, cfg.load, start), seed
+    dyn = realise_dynamics(cfg, seed)
+    wfs = cfg.weighted
+    extra = cfg.scenario_digest or ""
+    if len(wfs) == 1:
+        return Simulation(Model(wfs[0][0]), seed, cfg.load, start, extra, dyn), seed, dyn
+    load = cfg.load
+    weights = [w for _, w in wfs]
+    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(len(wfs) + 11)[11:]]
+    sessions = _split(load.sessions, weights)
+    users = _split(load.users, weights)
+    first = Simulation(Model(wfs[0][0]), seed, load, start, extra, dyn)
+    sims = []
+    for i, (wf, w) in enumerate(wfs):
+        sub = replace(load, sessions=sessions[i], users=users[i], arrival_rate=None if load.closed else load.rate * w)
+        sims.append(
+            Simulation(
+                Model(wf),
+                seeds[i],
+                sub,
+                start,
+                extra,
+                dyn,
+                sess_stride=len(wfs),
+                sess_offset=i,
+                run_id=first.ctx.run_id,
+                key_seed=seed,
+            )
+        )
+    return MultiSimulation(sims, load), seed, dyn
 
 
 async def run_async(
@@ -62,16 +136,32 @@ async def run_async(
     install_signals: bool = True,
 ) -> tuple[int, RunStats, Runner]:
     err = stderr or sys.stderr
-    sim, seed = build_simulation(cfg)
+    sim, seed, dyn = build_simulation(cfg)
     sink_objs = sinks if sinks is not None else [open_sink(u) for u in cfg.sinks]
     runner = Runner(sim, sink_objs, cfg.speed)
+    names = " + ".join(f"{wf.name!r}" + (f" ({w:.0%})" if len(cfg.weighted) > 1 else "") for wf, w in cfg.weighted)
     print(
-        f"emitter: workflow {cfg.workflow.name!r} ({len(sim.model.states)} endpoints), {sim.load.describe()}, "
-        f"speed {cfg.speed}, seed {seed}, run id {sim.ctx.run_id}, sinks: "
-        f"{', '.join(s.describe() for s in sink_objs)}",
+        f"emitter: {'scenario ' + repr(cfg.scenario) + ', ' if cfg.scenario else ''}workflow {names}, "
+        f"{sim.load.describe()}, speed {cfg.speed}, seed {seed}, run id {sim.ctx.run_id}"
+        + (f", {len(dyn.fault_ids)} faults" if dyn.fault_ids else "")
+        + f", sinks: {', '.join(s.describe() for s in sink_objs)}",
         file=err,
         flush=True,
     )
+    if cfg.truth:
+        recs = truth_records(
+            run_id=sim.ctx.run_id,
+            seed=seed,
+            start_us=sim.start_us,
+            speed=str(cfg.speed),
+            workflows=cfg.weighted,
+            dynamics=dyn,
+            load=sim.load.describe(),
+            scenario=cfg.scenario,
+            scenario_digest=cfg.scenario_digest,
+        )
+        where = await write_truth(cfg.truth, recs)
+        print(f"emitter: truth: manifest and {len(recs) - 1} fault records written to {where}", file=err, flush=True)
     loop = asyncio.get_running_loop()
     installed: list[int] = []
     if install_signals:

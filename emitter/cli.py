@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,7 +16,9 @@ from .core.engine import DEFAULT_POPULATION, Load
 from .errors import ConfigError, EmitterError
 from .options import OPTIONS
 from .runtime.pacing import Speed
-from .workflow import load_workflow
+from .scenario import is_scenario, parse_scenario
+from .workflow import load_workflow, parse_workflow
+from .yamlio import load_yaml_file
 
 __all__ = ["main"]
 
@@ -59,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate users walking a workflow and emit their API calls",
         description="Simulate users walking WORKFLOW and emit one event per API call.",
     )
-    r.add_argument("workflow", metavar="WORKFLOW", help="workflow YAML file")
+    r.add_argument("workflow", metavar="FILE", help="workflow or scenario YAML file")
     _add_run_options(r)
     c = sub.add_parser(
         "check",
@@ -93,6 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--report", metavar="FILE", help="also write the full report as JSON")
     v.add_argument("--all-rows", action="store_true", help="print every row, not only the interesting ones")
+    sc = sub.add_parser(
+        "score",
+        help="score an anomaly detector against a run's truth",
+        description="Precision, recall, F1 and detection delay of a detector's output against the "
+        "truth a run wrote with --truth. Detections are JSON lines: "
+        '{"event_id": ...} (needs --events) or {"start": TS, "end": TS, "service": NAME}.',
+    )
+    sc.add_argument("--truth", required=True, metavar="FILE", help="the truth file (file:PATH or PATH)")
+    sc.add_argument("--detections", required=True, metavar="FILE")
+    sc.add_argument("--events", metavar="FILE", help="the run's events (for event-level scores)")
+    sc.add_argument(
+        "--grace",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a detection this long after a fault's end still counts (default 0)",
+    )
+    sc.add_argument("--report", metavar="FILE", help="also write the scores as JSON")
     return p
 
 
@@ -117,15 +138,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    wf = load_workflow(args.workflow)
-    for w in wf.warnings:
-        print(f"warning: {w}", file=sys.stderr)
     if args.users is not None and args.arrival_rate is not None:
         raise ConfigError.one(
             "command line",
             ("--users",),
             "choose one load model: --users N (closed) or --arrival-rate R (open), not both",
         )
+    data = load_yaml_file(args.workflow)
+    if is_scenario(data):
+        return run_sync(_scenario_config(args, data))
+    wf = parse_workflow(data, args.workflow)
+    for w in wf.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     load = Load(
         sessions=args.sessions,
         duration_s=args.duration,
@@ -141,8 +165,56 @@ def _cmd_run(args: argparse.Namespace) -> int:
         load=load,
         sinks=args.sink or ["stdout"],
         progress=args.progress or "auto",
+        truth=args.truth,
     )
     return run_sync(cfg)
+
+
+def _scenario_config(args: argparse.Namespace, data: Any) -> RunConfig:
+    """A scenario file, with the command line's flags taking precedence over its keys."""
+    sc = parse_scenario(data, args.workflow, base=Path(args.workflow).resolve().parent)
+    for wf, _ in sc.workflows:
+        for w in wf.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    load = sc.load
+    if args.users is not None:  # the command line switches the load model
+        load = replace(load, users=args.users, arrival_rate=None, profile=None)
+    elif args.arrival_rate is not None:
+        load = replace(load, users=None, arrival_rate=args.arrival_rate)
+    given = {"sessions": args.sessions, "duration_s": args.duration, "population": args.population}
+    load = replace(load, **{k: v for k, v in given.items() if v is not None})
+    return RunConfig(
+        workflow=sc.workflows[0][0],
+        workflows=sc.workflows,
+        seed=_first(args.seed, sc.seed),
+        speed=_first(args.speed, sc.speed, Speed(1.0)),
+        start_us=_first(args.start, sc.start_us),
+        load=load,
+        sinks=args.sink or sc.sinks or ["stdout"],
+        progress=_first(args.progress, sc.progress, "auto"),
+        dynamics=sc.dynamics,
+        random_faults=sc.random_faults,
+        truth=_first(args.truth, sc.truth),
+        scenario=sc.name,
+        scenario_digest=sc.digest,
+    )
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .score import score
+
+    def path(p: str) -> str:
+        return p[5:] if p.startswith("file:") else p
+
+    rep = score(path(args.truth), path(args.detections), path(args.events) if args.events else None, grace_s=args.grace)
+    print(rep.render())
+    if args.report:
+        Path(args.report).write_text(json.dumps(rep.data, indent=2) + "\n", encoding="utf-8")
+    return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -191,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "validate":
             return _cmd_validate(args)
+        if args.command == "score":
+            return _cmd_score(args)
     except ConfigError as exc:
         for prob in exc.problems:
             print(f"emitter: error: {prob}", file=sys.stderr)
@@ -202,10 +276,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("emitter: interrupted", file=sys.stderr)
         return 130
     raise AssertionError(args.command)
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,13 @@ OPTIONS: tuple[Option, ...] = (
         repeat=True,
     ),
     Option(
+        "truth",
+        "--truth",
+        str,
+        "where the ground truth goes (run manifest and fault intervals): file:PATH or kafka://HOST:PORT/TOPIC",
+        "URI",
+    ),
+    Option(
         "progress",
         "--progress",
         _progress,

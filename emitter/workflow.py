@@ -150,6 +150,7 @@ class Service:
     calls: tuple[str, ...] = ()
     latency: Dist | None = None
     version: str = "1.0.0"
+    timeout_ms: float | None = None  # how long callers wait for it (default 30 s)
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ class Workflow:
                     "calls": list(s.calls),
                     "version": s.version,
                     **({"latency": s.latency.to_spec()} if s.latency else {}),
+                    **({"timeout_ms": s.timeout_ms} if s.timeout_ms is not None else {}),
                 }
                 for n, s in self.services.items()
             }
@@ -475,7 +477,7 @@ def _parse_services(ck: Checker, value: Any) -> dict[str, Service]:
             ck.error(path, f"expected a service name, got {name!r}")
             continue
         snode = ck.mapping(spec if spec is not None else {}, path) or {}
-        ck.unknown_keys(snode, ("calls", "latency", "version"), path)
+        ck.unknown_keys(snode, ("calls", "latency", "version", "timeout_ms"), path)
         calls: list[str] = []
         for i, c in enumerate(ck.sequence(snode.get("calls", []), (*path, "calls")) or ()):
             cs = ck.string(c, (*path, "calls", i))
@@ -486,7 +488,10 @@ def _parse_services(ck: Checker, value: Any) -> dict[str, Service]:
         if not isinstance(version, str | int | float):
             ck.error((*path, "version"), f"expected a version string, got {version!r}")
             version = "1.0.0"
-        out[name] = Service(name, tuple(calls), lat, str(version))
+        timeout = (
+            ck.number(snode["timeout_ms"], (*path, "timeout_ms"), positive=True) if "timeout_ms" in snode else None
+        )
+        out[name] = Service(name, tuple(calls), lat, str(version), timeout)
     for s in out.values():
         for i, c in enumerate(s.calls):
             if c not in out:

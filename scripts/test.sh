@@ -11,6 +11,11 @@ ruff format --check emitter tests bench
 echo "== mypy (strict)" >&2
 mypy
 
+echo "== servers: a real Kafka broker (and stopped again when the tests end)" >&2
+trap 'deploy/local/kafka.sh stop || true' EXIT
+deploy/local/kafka.sh start
+
+echo "== pytest" >&2
 status=0
 python -m pytest "$@" || status=$?
 if [[ $status -eq 5 ]]; then

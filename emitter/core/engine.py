@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .batch import COLUMNS, EventBatch, RunContext
+from .batch import EventBatch, RunContext
+from .calls import CallTrees, call_outcomes
 from .dist import Dist, DistTable
-from .ids import mix64
-from .model import END_CAP, END_EXIT, END_NONE, PARAM_CHOICE, PARAM_INT, PARAM_USER, Model
+from .faults import MAX_FAULTS, Dynamics
+from .ids import MAX_ATTEMPT, mix64
+from .model import END_ABANDON, END_CAP, END_EXIT, END_NONE, PARAM_CHOICE, PARAM_INT, PARAM_USER, Model
 
 __all__ = ["DEFAULT_ARRIVAL_RATE", "Load", "Simulation"]
 
@@ -35,6 +37,48 @@ I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
+class Profile:
+    """How the open model's arrival rate varies: a multiplier of the base rate over simulated time.
+
+    ``constant``; ``ramp`` (from ``a`` to ``b`` times the rate over [``start_s``, ``start_s + over_s``]);
+    ``diurnal`` (1 + ``amplitude`` x cos, period ``period_s``, peak at ``peak_s``); ``spikes`` (``spikes``:
+    tuples of (at_s, duration_s, factor)).
+    """
+
+    kind: str = "constant"
+    a: float = 1.0
+    b: float = 1.0
+    start_s: float = 0.0
+    over_s: float = 1.0
+    amplitude: float = 0.0
+    period_s: float = 86_400.0
+    peak_s: float = 0.0
+    spikes: tuple[tuple[float, float, float], ...] = ()
+
+    def multiplier(self, t_us: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        t = t_us / 1e6
+        if self.kind == "ramp":
+            x = np.clip((t - self.start_s) / self.over_s, 0.0, 1.0)
+            ramp: npt.NDArray[np.float64] = self.a + (self.b - self.a) * x
+            return ramp
+        if self.kind == "diurnal":
+            wave: npt.NDArray[np.float64] = 1.0 + self.amplitude * np.cos(2 * np.pi * (t - self.peak_s) / self.period_s)
+            return wave
+        out = np.ones(len(t))
+        for at, dur, factor in self.spikes:
+            out = np.where((t >= at) & (t < at + dur), np.maximum(out, factor), out)
+        return out
+
+    @property
+    def peak(self) -> float:
+        if self.kind == "ramp":
+            return max(self.a, self.b)
+        if self.kind == "diurnal":
+            return 1.0 + self.amplitude
+        return max([1.0, *(f for _, _, f in self.spikes)])
+
+
+@dataclass(frozen=True)
 class Load:
     """How many sessions start, and when. Rates are for the whole run, in simulated time."""
 
@@ -44,6 +88,7 @@ class Load:
     users: int | None = None  # closed model: this many concurrent users
     user_pause: Dist = DEFAULT_USER_PAUSE  # closed model: pause between a user's sessions (seconds)
     population: int = DEFAULT_POPULATION  # open model: distinct users sessions are drawn from
+    profile: Profile | None = None  # open model: the rate over time (default constant)
 
     @property
     def closed(self) -> bool:
@@ -62,7 +107,10 @@ class Load:
         if self.closed:
             parts.append(f"closed model: {self.users} concurrent users, pause mean {self.user_pause.mean():g} s")
         else:
-            parts.append(f"open model: {self.rate:g} new sessions per simulated second (Poisson)")
+            parts.append(
+                f"open model: {self.rate:g} new sessions per simulated second (Poisson)"
+                + (f", {self.profile.kind} profile" if self.profile and self.profile.kind != "constant" else "")
+            )
         if self.sessions is not None:
             parts.append(f"{self.sessions} sessions")
         if self.duration_s is not None:
@@ -93,12 +141,38 @@ def run_identity(model: Model, seed: int, load: Load, start_us: int, extra: str 
 class Simulation:
     """Iterate :meth:`batches` to get every event of the run, in time order, in columnar batches."""
 
-    def __init__(self, model: Model, seed: int, load: Load, start_us: int, run_extra: str = "") -> None:
+    def __init__(
+        self,
+        model: Model,
+        seed: int,
+        load: Load,
+        start_us: int,
+        run_extra: str = "",
+        dynamics: Dynamics | None = None,
+        *,
+        sess_stride: int = 1,
+        sess_offset: int = 0,
+        run_id: str | None = None,
+        key_seed: int | None = None,
+    ) -> None:
         self.model = model
+        self.sess_stride = sess_stride
+        self.sess_offset = sess_offset
+        self.dynamics = dyn = dynamics or Dynamics()
+        if len(dyn.fault_ids) > MAX_FAULTS:
+            raise ValueError(f"at most {MAX_FAULTS} faults per run")
+        self.trees = CallTrees(model.workflow)
+        self._fault_targets = [
+            (
+                self.trees.index.get(f.service, -2) if f.service else -1,
+                model.index.get(f.endpoint, -2) if f.endpoint else -1,
+            )
+            for f in dyn.faults
+        ]
         self.seed = seed
         self.load = load
         self.start_us = start_us
-        streams = np.random.SeedSequence(seed).spawn(8)
+        streams = np.random.SeedSequence(seed).spawn(9)
         (
             self._r_arrive,
             self._r_user,
@@ -108,20 +182,29 @@ class Simulation:
             self._r_think,
             self._r_param,
             r_keys,
+            self._r_fault,
         ) = (np.random.default_rng(s) for s in streams)
+        if key_seed is not None:  # several workflows of one run share the run's id keys
+            r_keys = np.random.default_rng(np.random.SeedSequence(key_seed).spawn(9)[7])
         keys = tuple(int(k) for k in r_keys.integers(0, 2**63, 8, dtype=np.int64))
         pop = load.users if load.closed else load.population
         self.ctx = RunContext(
             model,
-            run_identity(model, seed, load, start_us, run_extra),
+            run_id or run_identity(model, seed, load, start_us, run_extra),
             start_us,
             keys,
+            fault_ids=dyn.fault_ids,
             user_width=max(6, len(str(max(pop or 1, 1) - 1))),
         )
         self._pause = DistTable([load.user_pause], scale=1e6)
         self.sessions_started = 0
         self.events = 0
         self.last_arrival_us = 0
+        self.horizon: int | None = 0  # every event not yet handed out is at or after this (None: all out)
+
+    def _sess(self, first: int, count: int) -> I64:
+        """Session numbers; a run of several workflows interleaves them so that they stay unique."""
+        return (first + np.arange(count, dtype=np.int64)) * self.sess_stride + self.sess_offset
 
     # ------------------------------------------------------------ users
 
@@ -133,62 +216,171 @@ class Simulation:
     # ------------------------------------------------------------ the walk
 
     def walk(self, starts: I64, sess: I64, users: I64) -> tuple[dict[str, npt.NDArray[Any]], I64, I64]:
-        """Simulate whole sessions for a block of agents; returns event columns, params, and each session's end."""
+        """Simulate whole sessions for a block of agents; returns event columns, params, and each session's end.
+
+        Phase 1 draws every agent's intended path through the chain (the walk's own random stream).
+        Phase 2 lives it step by step: each call's outcome (latency, status, faults), retries, the user's
+        reaction to a failure (abandoning cuts the path short), think time. Paths never depend on
+        outcomes, so the chain a validator learns back is the declared one whatever the faults.
+        """
         m = self.model
         n0 = len(starts)
         utype_all = self.user_types(users)
+        # ---- phase 1: intended paths
+        steps: list[tuple[I64, npt.NDArray[Any], npt.NDArray[np.int8]]] = []
         u = self._r_walk.random(n0)
         state = (u[:, None] >= m.entry_cum[utype_all]).sum(axis=1)
-        t = starts.copy()
         rows = np.arange(n0)
-        ends = np.zeros(n0, np.int64)
-        parts: dict[str, list[npt.NDArray[Any]]] = {
-            k: [] for k in ("row", "t", "seq", "state", "status", "latency", "end")
-        }
         k = 0
         while len(rows):
-            n = len(rows)
-            ut = utype_all[rows]
-            lat = m.latency.sample(state, self._r_lat, factor=m.latency_factor[ut])
-            ue, uc = self._r_err.random(n), self._r_err.random(n)
-            err = ue < m.error_rate[state]
-            code = m.error_codes[state, (uc[:, None] >= m.error_cum[state]).sum(axis=1)]
-            status = np.where(err, code, m.success[state]).astype(np.int16)
-            uw = self._r_walk.random(n)
-            nxt = (uw[:, None] >= m.trans_cum[ut, state]).sum(axis=1)
+            uw = self._r_walk.random(len(rows))
+            nxt = (uw[:, None] >= m.trans_cum[utype_all[rows], state]).sum(axis=1)
             done = m.is_exit[state] | (nxt == m.exit_col)
             end = np.where(done, END_EXIT, np.where(k + 1 >= m.max_calls, END_CAP, END_NONE)).astype(np.int8)
-            parts["row"].append(rows)
-            parts["t"].append(t)
-            parts["seq"].append(np.full(n, k, np.int32))
-            parts["state"].append(state.astype(np.int16))
-            parts["status"].append(status)
-            parts["latency"].append(lat)
-            parts["end"].append(end)
-            think = m.think.sample(ut, self._r_think)
+            steps.append((rows, state, end))
             going = end == END_NONE
-            ends[rows[~going]] = (t + lat)[~going]
-            t = (t + lat + think)[going]
-            rows = rows[going]
-            state = nxt[going]
+            rows, state = rows[going], nxt[going]
             k += 1
+        # ---- phase 2: outcomes on the clock
+        dyn = self.dynamics
+        t_all = starts.copy()
+        ends = np.zeros(n0, np.int64)
+        alive = np.ones(n0, bool)
+        cascade = np.zeros(n0, bool)
+        onset = np.zeros(n0, np.int64)
+        if dyn.cascade.rate > 0:
+            length = np.zeros(n0, np.int64)
+            for r, _, _ in steps:
+                length[r] += 1
+            cascade = self._r_fault.random(n0) < dyn.cascade.rate
+            onset = length // 2
+        user_retries = np.zeros(n0, np.int64)
+        parts: dict[str, list[npt.NDArray[Any]]] = {
+            k: []
+            for k in (
+                "row",
+                "t",
+                "seq",
+                "attempt",
+                "state",
+                "status",
+                "latency",
+                "faults",
+                "role",
+                *(("node_start", "node_dur", "node_status") if self.trees.K > 1 else ()),
+            )
+        }
+        n_ev = 0
+        end_at: list[I64] = []
+        end_val: list[npt.NDArray[np.int8]] = []
+        retry = dyn.retry
+        retry_on = np.array(retry.on, np.int16)
+        react = dyn.reactions
+        for k, (rows_k, state_k, end_k) in enumerate(steps):
+            keep = alive[rows_k]
+            rows, state, end = rows_k[keep], state_k[keep], end_k[keep]
+            if not len(rows):
+                continue
+            t = t_all[rows]
+            ut = utype_all[rows]
+            last_evt = np.zeros(len(rows), np.int64)
+            attempt = np.ones(len(rows), np.int64)
+            cur = np.arange(len(rows))  # positions (into rows) still making an attempt
+            while len(cur):
+                res = call_outcomes(
+                    m,
+                    self.trees,
+                    dyn,
+                    self._fault_targets,
+                    state[cur],
+                    t[cur],
+                    ut[cur],
+                    cascade[rows[cur]] & (k >= onset[rows[cur]]),
+                    self._r_lat,
+                    self._r_err,
+                    self._r_fault,
+                )
+                c = len(cur)
+                parts["row"].append(rows[cur])
+                parts["t"].append(t[cur])
+                parts["seq"].append(np.full(c, k, np.int32))
+                parts["attempt"].append(attempt[cur].astype(np.int16))
+                parts["state"].append(state[cur].astype(np.int16))
+                parts["status"].append(res.status)
+                parts["latency"].append(res.latency)
+                parts["faults"].append(res.faults)
+                parts["role"].append(res.role)
+                if self.trees.K > 1:
+                    assert res.node_start is not None and res.node_dur is not None and res.node_status is not None
+                    parts["node_start"].append(res.node_start)
+                    parts["node_dur"].append(res.node_dur)
+                    parts["node_status"].append(res.node_status)
+                last_evt[cur] = n_ev + np.arange(c)
+                n_ev += c
+                t[cur] = t[cur] + res.latency
+                if dyn.quiet:
+                    break
+                failed = np.isin(res.status, retry_on)
+                auto = failed & (attempt[cur] < retry.max_attempts)
+                again = auto | res.duplicate
+                wait = np.zeros(c, np.int64)
+                if again.any():
+                    wait = retry.backoff_us(attempt[cur], self._r_fault.random(c))
+                gave_up = failed & ~auto & ~res.duplicate
+                if gave_up.any() and (react.abandon > 0 or react.retry > 0):
+                    ur = self._r_fault.random(c)
+                    who = rows[cur]
+                    quit_ = gave_up & (ur < react.abandon)
+                    by_hand = (
+                        gave_up
+                        & ~quit_
+                        & (ur < react.abandon + react.retry)
+                        & (user_retries[who] < react.max_user_retries)
+                        & (attempt[cur] < MAX_ATTEMPT)
+                    )
+                    if quit_.any():
+                        alive[who[quit_]] = False
+                        end[cur[quit_]] = END_ABANDON
+                    if by_hand.any():
+                        user_retries[who[by_hand]] += 1
+                        lo, hi = react.retry_pause_s
+                        wait = np.where(
+                            by_hand, np.rint((lo + (hi - lo) * self._r_fault.random(c)) * 1e6).astype(np.int64), wait
+                        )
+                        again |= by_hand
+                again &= attempt[cur] < MAX_ATTEMPT
+                t[cur] = t[cur] + np.where(again, wait, 0)
+                attempt[cur] += again
+                cur = cur[again]
+            done = end != END_NONE
+            end_at.append(last_evt[done])
+            end_val.append(end[done])
+            ends[rows[done]] = t[done]
+            t_all[rows] = t + m.think.sample(ut, self._r_think)
         row = np.concatenate(parts["row"])
+        n = len(row)
+        endcol = np.zeros(n, np.int8)
+        if end_at:
+            endcol[np.concatenate(end_at)] = np.concatenate(end_val)
         cols: dict[str, npt.NDArray[Any]] = {
             "t": np.concatenate(parts["t"]),
             "sess": sess[row],
             "user": users[row],
             "utype": utype_all[row],
             "seq": np.concatenate(parts["seq"]),
-            "attempt": np.ones(len(row), np.int16),
+            "attempt": np.concatenate(parts["attempt"]),
             "state": np.concatenate(parts["state"]),
             "status": np.concatenate(parts["status"]),
             "latency": np.concatenate(parts["latency"]),
-            "end": np.concatenate(parts["end"]),
+            "end": endcol,
         }
-        n = len(row)
-        cols["anomalous"] = np.zeros(n, np.bool_)
-        cols["role"] = np.zeros(n, np.int8)
-        cols["faults"] = np.zeros(n, np.uint64)
+        faults = np.concatenate(parts["faults"])
+        cols["anomalous"] = faults != 0
+        cols["role"] = np.concatenate(parts["role"])
+        cols["faults"] = faults
+        if self.trees.K > 1:
+            for key in ("node_start", "node_dur", "node_status"):
+                cols[key] = np.concatenate(parts[key])
         params = self._params(cols["state"], cols["user"])
         return cols, params, ends
 
@@ -220,17 +412,34 @@ class Simulation:
             n = BLOCK if load.sessions is None else min(BLOCK, load.sessions - total)
             if n <= 0:
                 return
-            gaps = np.rint(self._r_arrive.standard_exponential(n) * mean_gap_us).astype(np.int64)
-            starts = last + np.cumsum(gaps)
+            prof = load.profile
+            peak = prof.peak if prof is not None else 1.0
+            gaps = np.rint(self._r_arrive.standard_exponential(BLOCK) * mean_gap_us / peak).astype(np.int64)
+            cand = last + np.cumsum(gaps)
+            last = int(cand[-1])
+            if prof is not None and prof.kind != "constant":  # thinning: keep each at rate(t) / peak
+                keep = self._r_arrive.random(BLOCK) * peak < prof.multiplier(cand)
+                starts = cand[keep][:n]
+                if len(starts) == n:
+                    last = int(starts[-1])
+            else:
+                starts = cand[:n]
+                last = int(starts[-1])
             if limit_us is not None:
-                starts = starts[starts < limit_us]
+                over = starts >= limit_us
+                if over.any() or last >= limit_us:
+                    starts = starts[~over]
+                    if len(starts):
+                        users = self._r_user.integers(0, load.population, len(starts))
+                        sess = self._sess(total, len(starts))
+                        yield starts, sess, users, None
+                    return
             if not len(starts):
-                return
+                continue
             users = self._r_user.integers(0, load.population, len(starts))
-            sess = np.arange(total, total + len(starts), dtype=np.int64)
+            sess = self._sess(total, len(starts))
             total += len(starts)
-            last = int(starts[-1])
-            done = len(starts) < n or (load.sessions is not None and total >= load.sessions)
+            done = load.sessions is not None and total >= load.sessions
             yield starts, sess, users, None if done else last
             if done:
                 return
@@ -252,7 +461,7 @@ class Simulation:
             if not len(idx):
                 return
             starts = next_start[idx]
-            sess = np.arange(total, total + len(idx), dtype=np.int64)
+            sess = self._sess(total, len(idx))
             total += len(idx)
             ends = self._walk_into(pool, starts, sess, users[idx])
             next_start[:] = never
@@ -290,12 +499,13 @@ class Simulation:
 
     def _drain(self, pool: list[tuple[dict[str, npt.NDArray[Any]], I64]], horizon: int | None) -> EventBatch | None:
         """Sort the pool; hand out every event earlier than ``horizon`` (all of them when None)."""
+        self.horizon = horizon
         if not pool:
             return None
         if len(pool) == 1:
             cols, params = pool[0]
         else:
-            cols = {k: np.concatenate([p[0][k] for p in pool]) for k in COLUMNS}
+            cols = {k: np.concatenate([p[0][k] for p in pool]) for k in pool[0][0]}
             params = np.concatenate([p[1] for p in pool], axis=1)
         batch = EventBatch(self.ctx, cols, params)
         order = np.lexsort((batch.ekey, cols["t"]))

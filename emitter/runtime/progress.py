@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 from typing import TextIO
 
-from ..core.engine import Simulation
+from ..core.merge import EventSource
 from .runner import Runner, RunStats
 
 __all__ = ["Progress", "format_summary"]
@@ -47,7 +47,7 @@ class Progress:
     def __init__(
         self,
         runner: Runner,
-        sim: Simulation,
+        sim: EventSource,
         mode: str = "auto",
         stream: TextIO | None = None,
         interval: float | None = None,
@@ -95,7 +95,7 @@ class Progress:
                 raise
 
 
-def format_summary(runner: Runner, sim: Simulation, seed: int) -> str:
+def format_summary(runner: Runner, sim: EventSource, seed: int) -> str:
     st: RunStats = runner.stats
     wall = max(st.wall_s, 1e-9)
     span_s = st.sim_us / 1e6

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.batch import EventBatch
-from ..core.engine import Simulation
+from ..core.merge import EventSource
 from ..sinks.base import Sink, SinkError
 from .pacing import Clock, MonotonicClock, Speed
 
@@ -74,7 +74,7 @@ class RunStats:
 class Runner:
     """Drive ``sim`` into ``sinks`` at ``speed``; :meth:`request_stop` ends it cleanly."""
 
-    def __init__(self, sim: Simulation, sinks: list[Sink], speed: Speed, clock: Clock | None = None) -> None:
+    def __init__(self, sim: EventSource, sinks: list[Sink], speed: Speed, clock: Clock | None = None) -> None:
         self.sim = sim
         self.sinks = sinks
         self.speed = speed

@@ -43,11 +43,18 @@ class Counts:
     entry: npt.NDArray[np.int64]
     trans: npt.NDArray[np.int64]
     violations: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    abandon: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
 
     @classmethod
     def empty(cls, groups: tuple[str, ...], states: tuple[str, ...]) -> Counts:
         g, s = len(groups), len(states)
-        return cls(groups, states, np.zeros((g, s), np.int64), np.zeros((g, s, s + 1), np.int64))
+        return cls(
+            groups,
+            states,
+            np.zeros((g, s), np.int64),
+            np.zeros((g, s, s + 1), np.int64),
+            abandon=np.zeros((g, s), np.int64),
+        )
 
 
 class _Session:
@@ -131,6 +138,8 @@ class Assembler:
             self.retries += 1
             if sess.calls[k] != s:
                 self.counts.violations[("retry changed endpoint", self.states[sess.calls[k]], ev.endpoint)] += 1
+            elif ev.session_end:  # the last attempt of a call carries the session's end
+                self._end(sid, sess, k, s, ev.end_reason)
             return
         sess.calls[k] = s
         c = self.counts
@@ -143,19 +152,28 @@ class Assembler:
         nxt = sess.calls.get(k + 1)
         if nxt is not None:
             c.trans[g, s, nxt] += 1
-        if self._is_exit[s] and not ev.session_end:
-            c.violations[("session went on after exit point", ev.endpoint)] += 1
         if sess.end_seq >= 0 and k > sess.end_seq:
             c.violations[("call after the session's end", ev.endpoint)] += 1
         if ev.session_end:
-            sess.end_seq = k
-            sess.end_reason = ev.end_reason
-            self.ended_by[str(ev.end_reason)] += 1
-            if ev.end_reason == "exit" and not self._is_exit[s]:
-                c.trans[g, s, self.exit_col] += 1
-            if nxt is not None:
-                c.violations[("call after the session's end", self.states[nxt])] += 1
-        if sess.end_seq >= 0 and len(sess.calls) == sess.end_seq + 1:
+            self._end(sid, sess, k, s, ev.end_reason)
+        elif sess.end_seq >= 0 and len(sess.calls) == sess.end_seq + 1:
+            self._finish(sid)
+
+    def _end(self, sid: str, sess: _Session, k: int, s: int, reason: str | None) -> None:
+        if sess.end_seq == k:
+            return
+        c = self.counts
+        g = sess.group
+        sess.end_seq = k
+        sess.end_reason = reason
+        self.ended_by[str(reason)] += 1
+        if reason == "exit" and not self._is_exit[s]:
+            c.trans[g, s, self.exit_col] += 1
+        elif reason == "abandon":
+            c.abandon[g, s] += 1
+        if k + 1 in sess.calls:
+            c.violations[("call after the session's end", self.states[sess.calls[k + 1]])] += 1
+        if len(sess.calls) == k + 1:
             self._finish(sid)
 
     def _finish(self, sid: str) -> None:

@@ -73,7 +73,13 @@ def _window(asm: Assembler, prev: Counts | None) -> Assembler:
     w = Assembler.__new__(Assembler)
     w.__dict__.update(asm.__dict__)
     c = asm.counts
-    w.counts = Counts(c.groups, c.states, c.entry - (prev.entry if prev else 0), c.trans - (prev.trans if prev else 0))
+    w.counts = Counts(
+        c.groups,
+        c.states,
+        c.entry - (prev.entry if prev else 0),
+        c.trans - (prev.trans if prev else 0),
+        abandon=c.abandon - (prev.abandon if prev else 0),
+    )
     return w
 
 
@@ -166,7 +172,11 @@ async def validate_kafka(
                 cum = build_report(asm, alpha=a, min_samples=opts.min_samples)
                 win = build_report(_window(asm, prev_counts), alpha=a, min_samples=opts.min_samples)
                 prev_counts = Counts(
-                    asm.counts.groups, asm.counts.states, asm.counts.entry.copy(), asm.counts.trans.copy()
+                    asm.counts.groups,
+                    asm.counts.states,
+                    asm.counts.entry.copy(),
+                    asm.counts.trans.copy(),
+                    abandon=asm.counts.abandon.copy(),
                 )
                 look = Look(
                     records,

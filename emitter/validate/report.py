@@ -84,6 +84,18 @@ class Report:
                 f"too few samples to judge: {s['rows_thin']} rows ({', '.join(s['thin_rows'][:8])}"
                 f"{', ...' if len(s['thin_rows']) > 8 else ''})"
             )
+        eff = d.get("effective") or []
+        if eff:
+            total = sum(e["abandoned"] for e in eff)
+            worst = sorted(eff, key=lambda e: -e["abandon_rate"])[:5]
+            lines.append(
+                f"note: {total:,} sessions were abandoned after errors, so the effective chain differs from the "
+                "nominal one (abandoning is an extra way out); rows above are judged on the calls that went on. "
+                "Highest abandon rates: "
+                + ", ".join(
+                    f"{_g(e['group'])}{e['state']} {e['abandon_rate']:.1%} of {e['departures']:,}" for e in worst
+                )
+            )
         for v in d["violations"]:
             lines.append(f"VIOLATION: {v['kind']}: {v['detail']} ({v['count']:,} times)")
         lines.append(f"verdict: {d['verdict'].upper()}" + (f" - {d['reason']}" if d.get("reason") else ""))
@@ -92,6 +104,18 @@ class Report:
 
 def _short(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _reachable(wf: Workflow, group: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [s for s, p in _declared(wf, group, None).items() if p > 0]
+    while todo:
+        s = todo.pop()
+        if s in seen or s == EXIT:
+            continue
+        seen.add(s)
+        todo += [t for t, p in _declared(wf, group, s).items() if p > 0]
+    return seen
 
 
 def _declared(wf: Workflow, group: str, state: str | None) -> dict[str, float]:
@@ -113,12 +137,15 @@ def build_report(
     for (kind, *detail), cnt in sorted(c.violations.items()):
         violations.append({"kind": kind, "detail": " -> ".join(detail), "count": int(cnt)})
     for gi, group in enumerate(c.groups):
+        reach = _reachable(wf, group)
         for si, state in enumerate([None, *states]):
             obs = np.concatenate([c.entry[gi], [0]]) if state is None else c.trans[gi, si - 1]
             decl = _declared(wf, group, state)
             probs = np.array([decl.get(t, 0.0) for t in targets])
             n = int(obs.sum())
             name = ENTRY if state is None else state
+            if state is not None and state not in reach and n == 0:
+                continue  # this group never gets there
             if state is not None and state in wf.exit_points:
                 if n:
                     for ti in np.nonzero(obs)[0]:
@@ -169,6 +196,26 @@ def build_report(
                     "thin": thin,
                     "verdict": "no data" if n == 0 else "thin" if thin else "ok",
                     "cells": cells,
+                }
+            )
+    effective = []
+    for gi, group in enumerate(c.groups):
+        for si, state in enumerate(states):
+            a = int(c.abandon[gi, si])
+            if not a or state in wf.exit_points:
+                continue
+            n = int(c.trans[gi, si].sum())
+            rate = a / (n + a)
+            decl = _declared(wf, group, state)
+            effective.append(
+                {
+                    "group": group,
+                    "state": state,
+                    "abandoned": a,
+                    "departures": n + a,
+                    "abandon_rate": rate,
+                    "nominal": {_t(t): p for t, p in decl.items()},
+                    "effective": {**{_t(t): p * (1 - rate) for t, p in decl.items()}, "<abandon>": rate},
                 }
             )
     judged = [r for r in rows if not r["thin"] and r["test"] != "none"]
@@ -227,6 +274,7 @@ def build_report(
         "summary": summary,
         "violations": violations,
         "rows": rows,
+        "effective": effective,
     }
     return Report(data, alpha, rows)
 
