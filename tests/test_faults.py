@@ -63,9 +63,12 @@ def test_labels_exactly_inside_the_window_on_the_affected_path() -> None:
 def test_untouched_calls_are_exactly_as_without_the_fault() -> None:
     base = run(Dynamics())
     slow = run(Dynamics(faults=(PAY_SLOW,)))
-    key = lambda b: dict(
-        zip(b.ekey.tolist(), zip(b.cols["latency"].tolist(), b.cols["status"].tolist(), strict=True), strict=True)
-    )  # noqa: E731
+
+    def key(b):
+        return dict(
+            zip(b.ekey.tolist(), zip(b.cols["latency"].tolist(), b.cols["status"].tolist(), strict=True), strict=True)
+        )
+
     kb, ks = key(base), key(slow)
     assert kb.keys() == ks.keys()  # the same calls happen (no retries or reactions configured)
     clean = slow.ekey[~slow.cols["anomalous"]].tolist()
