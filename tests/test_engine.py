@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -10,8 +11,17 @@ import jsonschema
 import numpy as np
 import pytest
 
+from emitter.core.batch import EventBatch
 from emitter.core.engine import BLOCK, Load
-from emitter.encode.jsonl import encode_jsonl, encode_jsonl_reference, millis, timestamps
+from emitter.encode import jsonl
+from emitter.encode.jsonl import (
+    encode_jsonl,
+    encode_jsonl_numba,
+    encode_jsonl_numpy,
+    encode_jsonl_reference,
+    millis,
+    timestamps,
+)
 from emitter.workflow import load_workflow, loads_workflow
 
 from .helpers import ROOT, START_US, all_events, ecommerce, simulate, stream_bytes
@@ -82,7 +92,90 @@ def test_events_match_the_json_schema() -> None:
 def test_fast_encoder_equals_reference(path: Path) -> None:
     wf = load_workflow(path)
     for b in simulate(wf, 21, Load(sessions=700)).batches():
-        assert encode_jsonl(b) == encode_jsonl_reference(b)
+        ref = encode_jsonl_reference(b)
+        assert encode_jsonl_numpy(b) == ref
+        assert encode_jsonl_numba(b) == ref
+        assert encode_jsonl(b) == ref
+
+
+ODD_WORKFLOW = r"""
+name: "caf\u00e9 \"flow\" \\ \t ✓"
+entry_points: {"/api/caf\u00e9/\"q\"/{id}": 0.7, "/api/search": 0.3}
+transitions:
+  "/api/caf\u00e9/\"q\"/{id}": {"/api/items/{sku}/x\\y/{user_id}": 0.5, /out: 0.5}
+  "/api/items/{sku}/x\\y/{user_id}": {/out: 1.0}
+  "/api/search": {"/api/caf\u00e9/\"q\"/{id}": 0.5, /out: 0.5}
+exit_points: [/out]
+endpoints:
+  "/api/caf\u00e9/\"q\"/{id}":
+    service: "kaffee-ü"
+    query: {"n\u00e4me": {values: ["a b", "ü/\"", "x&y=z"]}, "pg": {min: 0, max: 3}}
+  "/api/items/{sku}/x\\y/{user_id}":
+    method: PUT
+    params: {sku: {values: ["s1", "s-ß"]}}
+user_types: {"gäst \"1\"": 0.5, "tab\there": 0.5}
+"""
+
+
+def _odd_batches() -> list[EventBatch]:
+    """Simulated batches with edge values and the columns the simulation leaves at defaults (end reasons, roles,
+    anomalous, faults) overwritten; one workflow with quotes, backslashes, controls and non-ASCII in names."""
+    rng = np.random.default_rng(5)
+    out = []
+    for wf in (loads_workflow(ODD_WORKFLOW), ecommerce()):
+        sim = simulate(wf, 3, Load(sessions=300))
+        ctx = dataclasses.replace(
+            sim.ctx, fault_ids=("f1", 'sl\u00f6w "db"', "back\\slash", "ctl\x01", "f5"), run_id='r\u00fcn"1'
+        )
+        for b in sim.batches():
+            n = len(b)
+            cols = dict(b.cols)
+            cols["end"] = rng.integers(0, 4, n).astype(np.int8)
+            cols["role"] = rng.integers(0, 3, n).astype(np.int8)
+            cols["anomalous"] = rng.random(n) < 0.3
+            faults = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
+            faults[rng.random(n) < 0.4] = 0
+            faults[:3] = [np.uint64(2**64 - 1), np.uint64(1 << 63), np.uint64(0b10110)]
+            cols["faults"] = faults
+            lat = cols["latency"].copy()
+            lat[:8] = [0, 1, 10, 999, 1000, 1500, 30_000_000, 123_456_789_012]
+            cols["latency"] = lat
+            user = cols["user"].copy()
+            user[:4] = [0, 999_999, 1_000_000, 123_456_789_012]  # wider than ctx.user_width
+            cols["user"] = user
+            t = cols["t"].copy()
+            t[:5] = [-START_US, 951_782_400_000_000 - START_US, 4_102_444_799_999_999 - START_US, 86_399_999_999, 0]
+            cols["t"] = t
+            out.append(EventBatch(ctx, cols, b.params))
+    return out
+
+
+def test_fast_encoders_on_odd_values_and_strings() -> None:
+    batches = _odd_batches()
+    ref = [encode_jsonl_reference(b) for b in batches]
+    text = b"".join(ref).decode()
+    assert '\\"' in text and "café" in text and "\\t" in text and "\\u0001" in text  # escapes were exercised
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert {r["end_reason"] for r in rows} == {None, "exit", "cap", "abandon"}
+    assert {r["labels"]["role"] for r in rows} == {"none", "root", "propagated"}
+    assert any(len(r["labels"]["faults"]) > 1 for r in rows)
+    for b, r in zip(batches, ref, strict=True):
+        assert encode_jsonl_numpy(b) == r
+        assert encode_jsonl_numba(b) == r
+        assert encode_jsonl_numba(b.slice(1, len(b) - 1)) == encode_jsonl_reference(b.slice(1, len(b) - 1))
+
+
+def test_encoder_choice_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    b = next(iter(simulate(ecommerce(), 2, Load(sessions=20)).batches()))
+    calls: list[str] = []
+    monkeypatch.setattr(jsonl, "encode_jsonl_numpy", lambda b: calls.append("numpy") or b"")
+    monkeypatch.setenv("EMITTER_NO_NUMBA", "1")
+    encode_jsonl(b)
+    assert calls == ["numpy"]
+    monkeypatch.delenv("EMITTER_NO_NUMBA")
+    assert encode_jsonl(b) == encode_jsonl_reference(b)
+    assert calls == ["numpy"]
+    assert encode_jsonl_numba(b.slice(0, 0)) == b""
 
 
 def test_fast_encoder_edge_values() -> None:
