@@ -83,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SRC",
         help="file:PATH, PATH, - for standard input, or kafka://HOST:PORT/TOPIC (live)",
     )
+    v.add_argument(
+        "--format",
+        choices=("auto", "jsonl", "otlp", "otlp-json"),
+        default="auto",
+        help="jsonl: emitter events; otlp: OTLP protobuf requests (Kafka records the collector wrote); "
+        "otlp-json: the collector's file output; auto (default) tells them apart",
+    )
     v.add_argument("--group", metavar="G", help="Kafka: consumer group (commits offsets; default: none, read all)")
     v.add_argument("--max-events", type=int, metavar="N", help="Kafka: stop after N records")
     v.add_argument("--until-idle", type=float, metavar="SECONDS", help="Kafka: stop when no record came for this long")
@@ -232,6 +239,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
         opts = LiveOptions(
             group=args.group,
+            format="otlp" if args.format == "otlp" else "jsonl" if args.format == "jsonl" else "auto",
             max_events=args.max_events,
             until_idle=args.until_idle,
             alpha=args.alpha,
@@ -246,7 +254,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         )
     else:
         asm = Assembler(wf)
-        malformed = read_file_source(asm, args.source)
+        malformed = read_file_source(asm, args.source, args.format)
         rep = build_report(asm, alpha=args.alpha, min_samples=args.min_samples, malformed=malformed, source=args.source)
     print(rep.render(all_rows=args.all_rows))
     if args.report:

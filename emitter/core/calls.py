@@ -237,7 +237,7 @@ def call_outcomes(
         sub_j = own[:, j] + childsum[:, j]
         to = trees.timeout_us[svc[:, j]]
         timed = sub_j > to
-        dur[:, j] = np.where(v, np.rint(np.minimum(sub_j, to)), 0)
+        dur[:, j] = np.where(v, np.maximum(np.rint(np.minimum(sub_j, to)), 1), 0)  # a node that ran took >= 1 µs
         st = np.where(fstatus[:, j] > 0, fstatus[:, j], child_status[:, j])
         node_status[:, j] = np.where(v, np.where((st == 0) & timed, 504, st), 0)
         seen = np.where(timed, 504, st)
@@ -273,7 +273,7 @@ def call_outcomes(
             p = parent[:, j]
             pend = start[rows, p] + dur[rows, p]
             over = start[:, j] + dur[:, j] - pend
-            dur[:, j] = np.where(over > 0, np.maximum(dur[:, j] - over, 0), dur[:, j])
+            dur[:, j] = np.where(over > 0, np.maximum(dur[:, j] - over, np.minimum(dur[:, j], 1)), dur[:, j])
         res.node_start, res.node_dur, res.node_status = start, dur, node_status
     return _cascade(res, dyn, cascade, r_fault, len(dyn.faults)) if dyn.cascade.rate > 0 else res
 

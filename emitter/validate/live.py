@@ -24,6 +24,7 @@ from ..errors import EmitterError
 from ..sinks.kafka_config import parse_kafka_uri
 from ..workflow import Workflow
 from .assemble import Assembler, Counts, ObservedEvent
+from .otlp import Sessionizer, root_calls_from_proto
 from .report import Report, build_report
 
 __all__ = ["LiveOptions", "LiveResult", "validate_kafka"]
@@ -42,6 +43,7 @@ class LiveOptions:
     interval: float = 5.0  # seconds between status lines
     max_open: int = 1_000_000  # sessions kept open before the idlest is evicted
     from_beginning: bool = True
+    format: str = "auto"  # jsonl (events), otlp (OTLP protobuf requests), or auto (sniffed per record)
 
 
 @dataclass
@@ -128,6 +130,7 @@ async def validate_kafka(
         raise EmitterError(f"kafka: cannot reach a broker at {','.join(s.bootstrap)}: {type(exc).__name__}") from None
 
     asm = Assembler(wf, max_open=opts.max_open)
+    sessionizer = Sessionizer(asm, max_open=opts.max_open)
     looks: list[Look] = []
     records = malformed = key_mismatch = 0
     next_look = opts.first_look
@@ -155,8 +158,15 @@ async def validate_kafka(
             for recs in batches.values():
                 for r in recs:
                     got += 1
+                    value = r.value or b""
+                    if opts.format == "otlp" or (opts.format == "auto" and value[:1] not in (b"{", b" ", b"")):
+                        try:
+                            sessionizer.add(root_calls_from_proto(value))
+                        except ValueError:
+                            malformed += 1
+                        continue
                     try:
-                        ev = _decode(r.value)
+                        ev = _decode(value)
                     except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
                         malformed += 1
                         continue
@@ -216,6 +226,7 @@ async def validate_kafka(
             loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):
             await consumer.stop()
+    sessionizer.flush_all()
     rep = build_report(asm, alpha=opts.alpha, min_samples=opts.min_samples, malformed=malformed, source=uri)
     rep.data["live"] = {
         "records": records,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,8 +57,39 @@ def _open_lines(spec: str) -> Iterator[bytes]:
             yield from raw
 
 
-def read_file_source(asm: Assembler, spec: str) -> int:
+def feed_otlp_json(asm: Assembler, lines: Iterator[bytes]) -> int:
+    """The collector's file exporter output: one OTLP-JSON request per line."""
+    from .otlp import Sessionizer, root_calls_from_json
+
+    sz = Sessionizer(asm)
+    bad = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            sz.add(root_calls_from_json(line))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad += 1
+    sz.flush_all()
+    return bad
+
+
+def sniff(first: bytes) -> str:
+    return "otlp-json" if first.lstrip().startswith(b'{"resourceSpans"') else "jsonl"
+
+
+def read_file_source(asm: Assembler, spec: str, fmt: str = "auto") -> int:
+    """Feed a file (or ``-``) to the assembler; returns the count of malformed lines (skipped)."""
     try:
-        return feed_lines(asm, _open_lines(spec))
+        lines = _open_lines(spec)
+        first = next(lines, b"")
+        if fmt == "auto":
+            fmt = sniff(first)
+        chained = itertools.chain([first], lines)
+        if fmt == "otlp-json":
+            return feed_otlp_json(asm, chained)
+        if fmt != "jsonl":
+            raise ConfigError.one("--format", (fmt,), "a file holds jsonl or otlp-json (otlp is for Kafka records)")
+        return feed_lines(asm, chained)
     except (OSError, EOFError) as exc:
         raise ConfigError.one("--source", (spec,), f"read failed: {exc}") from None

@@ -1,0 +1,386 @@
+"""The OTLP sink: traces to an OpenTelemetry receiver over gRPC (``otlp://HOST:4317``) or HTTP/protobuf
+(``otlp+http://HOST:4318``).
+
+Settings follow the OTLP exporter conventions: the standard ``OTEL_EXPORTER_OTLP_*`` environment variables
+(the ``TRACES_`` ones first, then the generic ones) fill in whatever the sink URI does not say; the URI's
+own host and query win. Query keys: ``headers`` (``k=v,k2=v2``), ``compression`` (``gzip``|``none``),
+``timeout`` (ms), ``insecure``, ``certificate``, ``client.key``, ``client.certificate``, ``queue.size``
+(requests), ``on.full`` (``block``|``drop``), ``max.block.ms``, ``batch.events``, ``environment``,
+``startup.wait.ms``. Requests wait in a bounded queue for two senders; a full queue blocks (up to
+``max.block.ms``) or drops and counts. Retryable failures (gRPC UNAVAILABLE and friends, HTTP 429/502/503/
+504) are retried with exponential backoff until the request's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.batch import EventBatch
+from ..encode.otlp import OtlpRequest, encode_otlp
+from ..errors import ConfigError
+from .base import Sink, SinkError
+
+__all__ = ["OtlpSettings", "OtlpSink", "otlp_sink", "parse_otlp_uri"]
+
+EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+RETRYABLE_HTTP = {429, 502, 503, 504}
+
+
+@dataclass
+class OtlpSettings:
+    protocol: str  # "grpc" or "http/protobuf"
+    endpoint: str  # grpc: host:port; http: full URL of the traces path
+    insecure: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
+    compression: str = "none"
+    timeout_s: float = 10.0
+    certificate: str | None = None
+    client_key: str | None = None
+    client_certificate: str | None = None
+    queue_size: int = 64
+    on_full: str = "block"
+    max_block_ms: int = 60_000
+    batch_events: int = 512
+    environment: str = "emitter"
+    resource: dict[str, str] = field(default_factory=dict)
+    startup_wait_ms: int = 0
+    senders: int = 2
+
+    def describe(self) -> str:
+        scheme = "otlp" if self.protocol == "grpc" else "otlp+http"
+        return (
+            f"{scheme}://{self.endpoint.split('://', 1)[-1]} ({self.protocol}, compression={self.compression}, "
+            f"queue={self.queue_size} requests, on.full={self.on_full})"
+        )
+
+
+def _env(name: str, environ: dict[str, str]) -> str | None:
+    for key in (f"OTEL_EXPORTER_OTLP_TRACES_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
+        v = environ.get(key)
+        if v is not None and v.strip() != "":
+            return v.strip()
+    return None
+
+
+def _headers(text: str, source: str) -> dict[str, str]:
+    out = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        k, sep, v = part.partition("=")
+        if not sep or not k.strip():
+            raise ConfigError.one(source, ("headers",), f"expected key=value pairs separated by commas, got {part!r}")
+        out[urllib.parse.unquote(k.strip()).lower()] = urllib.parse.unquote(v.strip())
+    return out
+
+
+def _bool(v: str, source: str, key: str) -> bool:
+    t = v.lower()
+    if t in ("true", "1", "yes"):
+        return True
+    if t in ("false", "0", "no"):
+        return False
+    raise ConfigError.one(source, (key,), f"expected true or false, got {v!r}")
+
+
+def parse_otlp_uri(uri: str, environ: dict[str, str] | None = None, source: str = "--sink") -> OtlpSettings:
+    env = dict(os.environ if environ is None else environ)
+    parsed = urllib.parse.urlsplit(uri)
+    scheme = parsed.scheme.lower()
+    q = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
+    env_proto = _env("PROTOCOL", env)
+    if scheme in ("otlp+http", "otlp+https"):
+        protocol = "http/protobuf"
+    elif scheme in ("otlp+grpc", "otlp+grpcs"):
+        protocol = "grpc"
+    elif not parsed.netloc and env_proto:
+        protocol = env_proto
+    else:
+        protocol = "grpc"
+    if protocol not in ("grpc", "http/protobuf"):
+        raise ConfigError.one("OTEL_EXPORTER_OTLP_PROTOCOL", (), f"expected grpc or http/protobuf, got {protocol!r}")
+    tls = scheme.endswith("s") and scheme not in ("otlp",)
+    if parsed.netloc:
+        host = parsed.netloc
+        if protocol == "grpc":
+            endpoint = host
+            insecure = not tls
+        else:
+            path = parsed.path if parsed.path not in ("", "/") else "/v1/traces"
+            endpoint = f"{'https' if tls else 'http'}://{host}{path}"
+            insecure = not tls
+    else:
+        specific = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+        generic = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        default = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
+        if protocol == "grpc":
+            url = specific or generic or default
+            u = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+            endpoint = u.netloc
+            insecure = u.scheme != "https"
+        else:
+            endpoint = specific or ((generic or default).rstrip("/") + "/v1/traces")
+            insecure = endpoint.startswith("http://")
+    s = OtlpSettings(protocol, endpoint, insecure)
+    if "insecure" in q:
+        s.insecure = _bool(q.pop("insecure"), source, "insecure")
+    elif (v := _env("INSECURE", env)) is not None and not parsed.netloc:
+        s.insecure = _bool(v, "OTEL_EXPORTER_OTLP_INSECURE", "")
+    hdr = _env("HEADERS", env)
+    if hdr:
+        s.headers.update(_headers(hdr, "OTEL_EXPORTER_OTLP_HEADERS"))
+    if "headers" in q:
+        s.headers.update(_headers(q.pop("headers"), source))
+    comp = q.pop("compression", None) or _env("COMPRESSION", env) or "none"
+    if comp not in ("gzip", "none"):
+        raise ConfigError.one(source, (uri, "compression"), f"expected gzip or none, got {comp!r}")
+    s.compression = comp
+    tmo = q.pop("timeout", None) or _env("TIMEOUT", env)
+    if tmo is not None:
+        try:
+            s.timeout_s = float(tmo) / 1000
+        except ValueError:
+            raise ConfigError.one(source, (uri, "timeout"), f"expected milliseconds, got {tmo!r}") from None
+    s.certificate = q.pop("certificate", None) or _env("CERTIFICATE", env)
+    s.client_key = q.pop("client.key", None) or _env("CLIENT_KEY", env)
+    s.client_certificate = q.pop("client.certificate", None) or _env("CLIENT_CERTIFICATE", env)
+    for key, attr in (
+        ("queue.size", "queue_size"),
+        ("max.block.ms", "max_block_ms"),
+        ("batch.events", "batch_events"),
+        ("startup.wait.ms", "startup_wait_ms"),
+    ):
+        if key in q:
+            raw = q.pop(key)
+            minimum = 1 if key in ("queue.size", "batch.events") else 0
+            val = int(raw) if raw.strip().isdigit() else -1
+            if val < minimum:
+                raise ConfigError.one(source, (uri, key), f"expected an integer >= {minimum}, got {raw!r}")
+            setattr(s, attr, val)
+    if "on.full" in q:
+        v = q.pop("on.full")
+        if v not in ("block", "drop"):
+            raise ConfigError.one(source, (uri, "on.full"), f"expected block or drop, got {v!r}")
+        s.on_full = v
+    if "environment" in q:
+        s.environment = q.pop("environment")
+    ra = env.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if ra.strip():
+        s.resource.update({k: v for k, v in _headers(ra, "OTEL_RESOURCE_ATTRIBUTES").items() if k != "service.name"})
+    if q:
+        raise ConfigError.one(
+            source,
+            (uri, next(iter(q))),
+            f"unknown OTLP option {next(iter(q))!r} (known: headers, "
+            "compression, timeout, insecure, certificate, client.key, client.certificate, "
+            "queue.size, on.full, max.block.ms, batch.events, environment, startup.wait.ms)",
+        )
+    return s
+
+
+class _Transport:
+    async def start(self) -> None: ...
+    async def export(self, body: bytes) -> tuple[bool, bool, str]:  # (ok, retryable, message)
+        raise NotImplementedError
+
+    async def close(self) -> None: ...
+
+
+class _Grpc(_Transport):
+    def __init__(self, s: OtlpSettings) -> None:
+        self.s = s
+        self.channel: Any = None
+        self.call: Any = None
+
+    async def start(self) -> None:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+        s = self.s
+        opts = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+        comp = grpc.Compression.Gzip if s.compression == "gzip" else grpc.Compression.NoCompression
+        if s.insecure:
+            self.channel = grpc.aio.insecure_channel(s.endpoint, options=opts, compression=comp)
+        else:
+
+            def read(p: str | None) -> bytes | None:
+                return open(p, "rb").read() if p else None
+
+            creds = grpc.ssl_channel_credentials(read(s.certificate), read(s.client_key), read(s.client_certificate))
+            self.channel = grpc.aio.secure_channel(s.endpoint, creds, options=opts, compression=comp)
+        self.call = self.channel.unary_unary(
+            EXPORT_METHOD, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+        )
+        self._grpc = grpc
+
+    async def export(self, body: bytes) -> tuple[bool, bool, str]:
+        grpc = self._grpc
+        try:
+            resp = await self.call(body, timeout=self.s.timeout_s, metadata=list(self.s.headers.items()) or None)
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            retry = code in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.ABORTED,
+                grpc.StatusCode.CANCELLED,
+                grpc.StatusCode.OUT_OF_RANGE,
+                grpc.StatusCode.DATA_LOSS,
+            )
+            return False, retry, f"{code.name}: {exc.details()}"
+        rejected = resp.partial_success.rejected_spans if resp.HasField("partial_success") else 0
+        return True, False, f"{rejected} spans rejected: {resp.partial_success.error_message}" if rejected else ""
+
+    async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+
+
+class _Http(_Transport):
+    def __init__(self, s: OtlpSettings) -> None:
+        self.s = s
+        self.client: Any = None
+
+    async def start(self) -> None:
+        import httpx
+
+        s = self.s
+        verify: Any = s.certificate or True
+        cert: Any = None
+        if s.client_certificate:
+            cert = (s.client_certificate, s.client_key) if s.client_key else s.client_certificate
+        self.client = httpx.AsyncClient(
+            timeout=s.timeout_s, verify=verify, cert=cert, limits=httpx.Limits(max_connections=s.senders + 1)
+        )
+        self.headers = {"content-type": "application/x-protobuf", **self.s.headers}
+        if s.compression == "gzip":
+            self.headers["content-encoding"] = "gzip"
+
+    async def export(self, body: bytes) -> tuple[bool, bool, str]:
+        import httpx
+
+        data = gzip.compress(body, 6) if self.s.compression == "gzip" else body
+        try:
+            r = await self.client.post(self.s.endpoint, content=data, headers=self.headers)
+        except httpx.HTTPError as exc:
+            return False, True, f"{type(exc).__name__}: {exc}"
+        if r.status_code == 200:
+            return True, False, ""
+        return False, r.status_code in RETRYABLE_HTTP, f"HTTP {r.status_code}: {r.text[:200]}"
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+
+class OtlpSink(Sink):
+    def __init__(self, settings: OtlpSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.uri = settings.describe()
+        self.transport: _Transport = _Grpc(settings) if settings.protocol == "grpc" else _Http(settings)
+        self._queue: asyncio.Queue[OtlpRequest | None] = asyncio.Queue(settings.queue_size)
+        self._workers: list[asyncio.Task[None]] = []
+        self.spans_sent = 0
+        self.spans_acked = 0
+        self._error: str | None = None
+
+    def describe(self) -> str:
+        return self.settings.describe()
+
+    async def start(self) -> None:
+        await self.transport.start()
+        deadline = time.monotonic() + self.settings.startup_wait_ms / 1000
+        while True:  # an empty request proves the receiver answers before any event is generated
+            ok, _, msg = await self.transport.export(b"")
+            if ok:
+                break
+            if time.monotonic() >= deadline:
+                await self.transport.close()
+                raise SinkError(
+                    f"otlp: cannot reach an OTLP receiver at {self.settings.endpoint}: {msg}"
+                    + ("" if self.settings.startup_wait_ms else " (add ?startup.wait.ms=30000 to wait)")
+                )
+            await asyncio.sleep(0.5)
+        self._workers = [asyncio.create_task(self._sender()) for _ in range(self.settings.senders)]
+        await super().start()
+
+    async def send(self, batch: EventBatch) -> None:
+        if self._error:
+            raise SinkError(f"otlp: export failed: {self._error}")
+        s = self.settings
+        for req in encode_otlp(batch, environment=s.environment, resource=s.resource, max_events=s.batch_events):
+            self.stats.sent += req.events
+            self.spans_sent += req.spans
+            self.stats.bytes += len(req.body)
+            if s.on_full == "drop":
+                try:
+                    self._queue.put_nowait(req)
+                except asyncio.QueueFull:
+                    self.stats.dropped += req.events
+                    self._note("queue full: requests dropped (on.full=drop)")
+                continue
+            try:
+                await asyncio.wait_for(self._queue.put(req), timeout=s.max_block_ms / 1000)
+            except TimeoutError:
+                raise SinkError(
+                    f"otlp: the queue stayed full for max.block.ms ({s.max_block_ms} ms): the receiver "
+                    "is too slow or unreachable"
+                ) from None
+
+    def _note(self, text: str) -> None:
+        if text not in self.stats.notes:
+            self.stats.notes.append(text)
+
+    async def _sender(self) -> None:
+        while True:
+            req = await self._queue.get()
+            try:
+                if req is None:
+                    return
+                await self._export(req)
+            finally:
+                self._queue.task_done()
+
+    async def _export(self, req: OtlpRequest) -> None:
+        deadline = time.monotonic() + max(self.settings.timeout_s * 3, 30.0)
+        backoff = 0.5
+        while True:
+            ok, retry, msg = await self.transport.export(req.body)
+            if ok:
+                self.stats.acked += req.events
+                self.spans_acked += req.spans
+                if msg:
+                    self._note(msg)
+                return
+            if not retry or time.monotonic() + backoff > deadline:
+                self.stats.failed += req.events
+                self._error = self._error or msg
+                self._note(f"export failed: {msg}")
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 8.0)
+
+    async def flush(self) -> None:
+        if self._workers:
+            await self._queue.join()
+
+    async def _close(self) -> None:
+        for _ in self._workers:
+            await self._queue.put(None)
+        if self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        await self.transport.close()
+        self._note(f"{self.spans_acked:,} of {self.spans_sent:,} spans acknowledged")
+
+
+def otlp_sink(uri: str, options: dict[str, Any]) -> Sink:
+    return OtlpSink(parse_otlp_uri(uri))
