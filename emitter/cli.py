@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="jsonl: emitter events; otlp: OTLP protobuf requests (Kafka records the collector wrote); "
         "otlp-json: the collector's file output; auto (default) tells them apart",
     )
+    v.add_argument("--run-id", metavar="ID", help="judge only this run's events (others are counted and skipped)")
     v.add_argument("--group", metavar="G", help="Kafka: consumer group (commits offsets; default: none, read all)")
     v.add_argument("--max-events", type=int, metavar="N", help="Kafka: stop after N records")
     v.add_argument("--until-idle", type=float, metavar="SECONDS", help="Kafka: stop when no record came for this long")
@@ -244,6 +245,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             until_idle=args.until_idle,
             alpha=args.alpha,
             min_samples=args.min_samples,
+            run_id=args.run_id,
         )
         res = asyncio.run(validate_kafka(wf, args.source, opts))
         rep = res.report
@@ -253,7 +255,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     else:
-        asm = Assembler(wf)
+        asm = Assembler(wf, run_id=args.run_id)
         malformed = read_file_source(asm, args.source, args.format)
         rep = build_report(asm, alpha=args.alpha, min_samples=args.min_samples, malformed=malformed, source=args.source)
     print(rep.render(all_rows=args.all_rows))

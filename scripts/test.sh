@@ -11,9 +11,17 @@ ruff format --check emitter tests bench
 echo "== mypy (strict)" >&2
 mypy
 
-echo "== servers: a real Kafka broker (and stopped again when the tests end)" >&2
-trap 'deploy/local/kafka.sh stop || true' EXIT
-deploy/local/kafka.sh start
+echo "== servers: a real Kafka broker and a real OpenTelemetry Collector" >&2
+# Start what is not running yet, and stop (when the tests end) only what this script started.
+started=()
+cleanup() { for s in "${started[@]}"; do "deploy/local/$s.sh" stop || true; done; }
+trap cleanup EXIT
+for s in kafka otelcol; do
+  if ! "deploy/local/$s.sh" status >/dev/null 2>&1; then
+    "deploy/local/$s.sh" start
+    started+=("$s")
+  fi
+done
 
 echo "== pytest" >&2
 status=0

@@ -249,6 +249,7 @@ def encode_otlp(
     fmask = c["faults"].tolist()
     fids = batch.ctx.fault_ids
     paths = batch.paths()
+    run_attr = _str_kv("emitter.run_id", batch.ctx.run_id)
     K = tr.K if "node_dur" in c else 1
     node_svc = tr.svc
     node_parent = tr.parent
@@ -282,6 +283,7 @@ def encode_otlp(
                 + _str_attr(_P_USER, f"user-{user[i]:0{width}d}".encode())
                 + tp.user_type[utype[i]]
                 + tp.seq(seq[i])
+                + run_attr
             )
             if attempt[i] > 1:
                 attrs += _int_kv("http.request.resend_count", attempt[i] - 1)

@@ -32,6 +32,7 @@ class ObservedEvent(msgspec.Struct, forbid_unknown_fields=False):
     session_end: bool = False
     end_reason: str | None = None
     event_id: str | None = None
+    run_id: str | None = None
 
 
 @dataclass
@@ -71,8 +72,12 @@ class _Session:
 class Assembler:
     """Feed events with :meth:`add`; read :attr:`counts` and the bookkeeping counters at any time."""
 
-    def __init__(self, wf: Workflow, *, max_open: int = 1_000_000, remember_ended: int = 1_000_000) -> None:
+    def __init__(
+        self, wf: Workflow, *, max_open: int = 1_000_000, remember_ended: int = 1_000_000, run_id: str | None = None
+    ) -> None:
         self.workflow = wf
+        self.run_id = run_id
+        self.other_runs = 0
         per_type = any(ut.entry_points is not None or ut.transitions for ut in wf.user_types)
         self.groups: tuple[str, ...] = tuple(ut.name for ut in wf.user_types) if per_type else (POOLED,)
         self._group_index = {g: i for i, g in enumerate(self.groups)}
@@ -101,6 +106,9 @@ class Assembler:
         return len(self._open)
 
     def add(self, ev: ObservedEvent) -> None:
+        if self.run_id is not None and ev.run_id != self.run_id:
+            self.other_runs += 1
+            return
         self.events += 1
         sid = ev.session_id
         sess = self._open.get(sid)

@@ -43,6 +43,7 @@ class LiveOptions:
     interval: float = 5.0  # seconds between status lines
     max_open: int = 1_000_000  # sessions kept open before the idlest is evicted
     from_beginning: bool = True
+    run_id: str | None = None  # judge only this run's records
     format: str = "auto"  # jsonl (events), otlp (OTLP protobuf requests), or auto (sniffed per record)
 
 
@@ -129,7 +130,7 @@ async def validate_kafka(
             await consumer.stop()
         raise EmitterError(f"kafka: cannot reach a broker at {','.join(s.bootstrap)}: {type(exc).__name__}") from None
 
-    asm = Assembler(wf, max_open=opts.max_open)
+    asm = Assembler(wf, max_open=opts.max_open, run_id=opts.run_id)
     sessionizer = Sessionizer(asm, max_open=opts.max_open)
     looks: list[Look] = []
     records = malformed = key_mismatch = 0

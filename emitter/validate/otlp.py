@@ -31,6 +31,7 @@ class RootCall:
     session_end: bool
     end_reason: str | None
     span_id: str
+    run_id: str | None = None
 
 
 def _json_value(v: dict[str, Any]) -> Any:
@@ -54,6 +55,7 @@ def _call(attrs: dict[str, Any], start_ns: int, span_id: str) -> RootCall | None
         bool(attrs.get("emitter.session_end", False)),
         attrs.get("emitter.end_reason"),
         span_id,
+        attrs.get("emitter.run_id"),
     )
 
 
@@ -152,6 +154,7 @@ class Sessionizer:
                     session_end=c.session_end,
                     end_reason=c.end_reason,
                     event_id=c.span_id,
+                    run_id=c.run_id,
                 )
             )
 

@@ -269,6 +269,7 @@ def build_report(
             "sessions": asm.sessions,
             "sessions_complete": asm.sessions_complete,
             "ended_by": dict(asm.ended_by),
+            "other_runs": asm.other_runs,
         },
         "groups": list(c.groups),
         "summary": summary,

@@ -36,3 +36,25 @@ def kafka_bootstrap() -> str:
 @pytest.fixture
 def topic() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
+
+
+def _otelcol_paths() -> dict[str, str]:
+    out = subprocess.run([str(ROOT / "deploy/local/otelcol.sh"), "paths"], capture_output=True, text=True, check=False)
+    paths = {}
+    for line in out.stdout.splitlines():
+        k, _, v = line.partition(":")
+        paths[k.strip()] = v.strip()
+    return paths
+
+
+@pytest.fixture(scope="session")
+def otelcol() -> dict[str, str]:
+    """The real collector started by deploy/local/otelcol.sh: its traces file and endpoints."""
+    st = subprocess.run([str(ROOT / "deploy/local/otelcol.sh"), "status"], capture_output=True, check=False)
+    if st.returncode != 0:
+        pytest.fail(
+            "no OpenTelemetry Collector is running: start it with deploy/local/otelcol.sh start "
+            "(scripts/test.sh does this), or deselect these tests with -m 'not otelcol'"
+        )
+    paths = _otelcol_paths()
+    return {"traces": paths["traces"], "grpc": "127.0.0.1:4317", "http": "127.0.0.1:4318"}
