@@ -287,3 +287,21 @@ def test_start_time_shifts_timestamps_only() -> None:
     b = all_events(simulate(wf, 2, Load(sessions=50), start_us=START_US + 3_600_000_000)).to_dicts()
     assert [x["timestamp"][11:13] for x in a] != [x["timestamp"][11:13] for x in b]
     assert [x["endpoint"] for x in a] == [x["endpoint"] for x in b]
+
+
+def test_compiled_kernels_change_nothing() -> None:
+    """The engine's numba kernels and their numpy twins draw the same values."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tests.helpers import stream_bytes, ROOT; from emitter.workflow import load_workflow; "
+        "from emitter.core.engine import Load; "
+        "sys.stdout.buffer.write(stream_bytes(load_workflow(ROOT / 'workflows' / 'microservices.yaml'), 4, "
+        "Load(sessions=3000)))"
+    )
+    env = dict(__import__("os").environ)
+    with_numba = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, env=env, cwd=ROOT).stdout
+    env["EMITTER_NO_NUMBA"] = "1"
+    without = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, env=env, cwd=ROOT).stdout
+    assert with_numba and with_numba == without

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..workflow import Workflow
+from ._kernels import categorical
 from .dist import Dist, DistTable
 from .faults import Dynamics, Fault
 
@@ -149,7 +150,7 @@ def call_outcomes(
     total = m.latency.sample(state, r_lat, factor=m.latency_factor[ut])
     ue, uc = r_err.random(n), r_err.random(n)
     err = ue < m.error_rate[state]
-    code = m.error_codes[state, (uc[:, None] >= m.error_cum[state]).sum(axis=1)]
+    code = m.error_codes[state, categorical(uc, m.error_cum, state)]
     base_status = np.where(err, code, m.success[state]).astype(np.int16)
     fmask = np.zeros(n, np.uint64)
     role = np.zeros(n, np.int8)

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..checks import Checker, Path
+from ._kernels import categorical
 
 __all__ = ["Component", "Dist", "DistTable", "parse_dist"]
 
@@ -265,7 +266,7 @@ class DistTable:
         comp = self.start[owner]
         if self.mixed:
             u = rng.random(n)
-            comp = comp + (u[:, None] >= self.cum[owner]).sum(axis=1)
+            comp = comp + categorical(u, self.cum, owner)
         kind = self.kind[comp]
         a, b = self.a[comp], self.b[comp]
         out = np.empty(n)

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._kernels import categorical
 from .batch import EventBatch, RunContext
 from .calls import CallTrees, call_outcomes
 from .dist import Dist, DistTable
 from .faults import MAX_FAULTS, Dynamics
-from .ids import MAX_ATTEMPT, mix64
+from .ids import MAX_ATTEMPT, event_key, mix64
 from .model import END_ABANDON, END_CAP, END_EXIT, END_NONE, PARAM_CHOICE, PARAM_INT, PARAM_USER, Model
 
 __all__ = ["DEFAULT_ARRIVAL_RATE", "Load", "Simulation"]
@@ -31,7 +32,7 @@ __all__ = ["DEFAULT_ARRIVAL_RATE", "Load", "Simulation"]
 DEFAULT_ARRIVAL_RATE = 10.0  # sessions per simulated second, when nothing else sets the load
 DEFAULT_POPULATION = 10_000
 DEFAULT_USER_PAUSE = Dist.lognormal_mean(30.0, 1.0)  # seconds between a closed-model user's sessions
-BLOCK = 2048  # sessions simulated together; fixed, so the random streams do not depend on anything else
+BLOCK = 8192  # sessions simulated together; fixed, so the random streams do not depend on anything else
 
 I64 = npt.NDArray[np.int64]
 
@@ -229,12 +230,12 @@ class Simulation:
         # ---- phase 1: intended paths
         steps: list[tuple[I64, npt.NDArray[Any], npt.NDArray[np.int8]]] = []
         u = self._r_walk.random(n0)
-        state = (u[:, None] >= m.entry_cum[utype_all]).sum(axis=1)
+        state = categorical(u, m.entry_cum, utype_all)
         rows = np.arange(n0)
         k = 0
         while len(rows):
             uw = self._r_walk.random(len(rows))
-            nxt = (uw[:, None] >= m.trans_cum[utype_all[rows], state]).sum(axis=1)
+            nxt = categorical(uw, m.trans_flat, utype_all[rows].astype(np.int64) * m.n_states + state)
             done = m.is_exit[state] | (nxt == m.exit_col)
             end = np.where(done, END_EXIT, np.where(k + 1 >= m.max_calls, END_CAP, END_NONE)).astype(np.int8)
             steps.append((rows, state, end))
@@ -391,12 +392,18 @@ class Simulation:
         for j, slot in enumerate(m.slots):
             u = self._r_param.random(n)
             kind = slot.kind[state]
-            out[j] = np.where(kind == PARAM_INT, slot.lo[state] + (u * slot.span[state]).astype(np.int64), 0)
-            if (slot.kind == PARAM_USER).any():
-                out[j] = np.where(kind == PARAM_USER, users, out[j])
-            if (slot.kind == PARAM_CHOICE).any():
-                ch = slot.choice_start[state] + (u[:, None] >= slot.choice_cum[state]).sum(axis=1)
-                out[j] = np.where(kind == PARAM_CHOICE, ch, out[j])
+            col = out[j]
+            rows = kind == PARAM_INT
+            if rows.any():
+                s = state[rows]
+                col[rows] = slot.lo[s] + (u[rows] * slot.span[s]).astype(np.int64)
+            rows = kind == PARAM_USER
+            if rows.any():
+                col[rows] = users[rows]
+            rows = kind == PARAM_CHOICE
+            if rows.any():
+                s = state[rows]
+                col[rows] = slot.choice_start[s] + categorical(u[rows], slot.choice_cum, s)
         return out
 
     # ------------------------------------------------------------ session starts
@@ -507,8 +514,7 @@ class Simulation:
         else:
             cols = {k: np.concatenate([p[0][k] for p in pool]) for k in pool[0][0]}
             params = np.concatenate([p[1] for p in pool], axis=1)
-        batch = EventBatch(self.ctx, cols, params)
-        order = np.lexsort((batch.ekey, cols["t"]))
+        order = _time_order(cols)
         cut = len(order) if horizon is None else int(np.searchsorted(cols["t"][order], horizon, side="left"))
         pool.clear()
         if cut < len(order):
@@ -519,6 +525,22 @@ class Simulation:
         head = order[:cut]
         self.events += cut
         return EventBatch(self.ctx, {k: v[head] for k, v in cols.items()}, params[:, head])
+
+
+def _time_order(cols: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.intp]:
+    """Order by time, ties by (session, seq, attempt): one sort by time, then the rare ties fixed up."""
+    t = cols["t"]
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    tie = ts[1:] == ts[:-1]
+    if tie.any():
+        member = np.zeros(len(ts), bool)
+        member[1:] |= tie
+        member[:-1] |= tie
+        sub = order[member]
+        key = event_key(cols["sess"][sub], cols["seq"][sub], cols["attempt"][sub])
+        order[member] = sub[np.lexsort((key, t[sub]))]
+    return order
 
 
 def effective_rate(sessions: int, span_us: int) -> float:

@@ -79,6 +79,7 @@ class Model:
         self.trans_p = trans
         self.entry_cum = _cum(entry)
         self.trans_cum = _cum(trans)
+        self.trans_flat = self.trans_cum.reshape(T * S, S + 1)  # row (user type * S + state)
         self.max_calls = min(wf.max_calls, MAX_SEQ)
         eps = [wf.endpoints[s] for s in self.states]
         self.latency = DistTable([e.latency for e in eps], scale=1000.0)  # ms -> µs
