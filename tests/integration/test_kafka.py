@@ -173,3 +173,123 @@ def test_broker_killed_and_restarted_nothing_acknowledged_is_lost_or_duplicated(
         assert acked > 0.9 * len(emitted)
     finally:
         subprocess.run([script, "stop"], env=env, check=False, capture_output=True)
+
+
+def test_sigterm_flushes_and_the_summary_matches_the_topic(kafka_bootstrap: str, topic: str) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emitter",
+            "run",
+            ECOM,
+            "--seed",
+            "5",
+            "--arrival-rate",
+            "40",
+            "--speed",
+            "20",
+            "--progress",
+            "off",
+            "--sink",
+            f"kafka://{kafka_bootstrap}/{topic}?acks=all&linger.ms=50",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(4)
+    t0 = time.monotonic()
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    text = err.decode()
+    assert time.monotonic() - t0 < 5, text
+    assert proc.returncode == 143 and "stopped by SIGTERM" in text and "Traceback" not in text
+    line = next(x for x in text.splitlines() if "sink kafka://" in x)
+    acked = int(line.split(" sent, ")[1].split(" acknowledged")[0].replace(",", ""))
+    assert acked > 0
+    assert len(read_topic(kafka_bootstrap, topic)) == acked
+
+
+def test_truth_goes_to_a_compacted_topic(kafka_bootstrap: str, topic: str) -> None:
+    truth_topic = f"{topic}.truth"
+    proc = run_cli(
+        "run",
+        str(WORKFLOWS / "scenarios" / "inventory-outage.yaml"),
+        "--progress",
+        "off",
+        "--sessions",
+        "100",
+        "--sink",
+        "null",
+        "--truth",
+        f"kafka://{kafka_bootstrap}/{truth_topic}",
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    recs = read_topic(kafka_bootstrap, truth_topic, idle=2)
+    by_key = {r.key.decode(): json.loads(r.value) for r in recs}
+    assert set(by_key) == {"manifest", "fault:inventory-down"}
+    assert by_key["fault:inventory-down"]["kind"] == "outage"
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    async def cleanup_policy() -> str:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            res = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, truth_topic)])
+            for _, _, _, _, entries in res[0].resources:
+                for name, value, *_ in entries:
+                    if name == "cleanup.policy":
+                        return str(value)
+        finally:
+            await admin.close()
+        return ""
+
+    assert asyncio.run(cleanup_policy()) == "compact"
+
+
+def test_live_validator_sees_drift_in_a_window(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    """The chain changes mid-stream: the window looks catch it, and the verdict rejects."""
+    text = (WORKFLOWS / "ecommerce.yaml").read_text()
+    drifted = tmp_path / "drifted.yaml"
+    drifted.write_text(
+        text.replace("    /api/checkout: 0.50\n    /api/browse: 0.30", "    /api/checkout: 0.30\n    /api/browse: 0.50")
+    )
+    lines = []
+    for wf, seed in ((ECOM, "1"), (str(drifted), "2")):
+        out = tmp_path / f"{seed}.jsonl"
+        proc = run_cli(
+            "run",
+            wf,
+            "--seed",
+            seed,
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--progress",
+            "off",
+            "--sessions",
+            "6000",
+            "--speed",
+            "max",
+            "--sink",
+            f"file:{out}",
+        )
+        assert proc.returncode == 0
+        lines += out.read_bytes().splitlines()
+    produce(kafka_bootstrap, topic, lines)
+    v = run_cli(
+        "validate",
+        ECOM,
+        "--source",
+        f"kafka://{kafka_bootstrap}/{topic}",
+        "--until-idle",
+        "3",
+        "--report",
+        str(tmp_path / "r.json"),
+    )
+    assert v.returncode == 1
+    rep = json.loads((tmp_path / "r.json").read_text())
+    looks = rep["live"]["looks"]
+    assert looks[0]["window"] == "consistent"  # the first 10,000 records come from the declared chain
+    assert any(lk["window"] == "rejected" and "/api/cart" in lk["rejected_rows"] for lk in looks)
