@@ -150,6 +150,15 @@ async def validate_kafka(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, handler)
             installed.append(sig)
+    live = None
+    if on_status is None and err.isatty():  # a refreshing table on a terminal, periodic lines otherwise
+        from rich.console import Console
+        from rich.live import Live
+        from rich.text import Text
+
+        live = Live(console=Console(file=err), auto_refresh=False, transient=True)
+        live.start()
+        opts.interval = min(opts.interval, 2.0)
     t0 = last_data = last_line = time.monotonic()
     try:
         while not stop.is_set():
@@ -220,9 +229,20 @@ async def validate_kafka(
                 )
                 if on_status:
                     on_status(line)
+                elif live is not None:
+                    table = build_report(asm, alpha=opts.alpha, min_samples=opts.min_samples).render()
+                    live.update(
+                        Text(
+                            f"{line}\n(live table: a fixed-sample view; verdicts only "
+                            f"at the checkpoints above)\n{table}"
+                        ),
+                        refresh=True,
+                    )
                 else:
                     print(line, file=err, flush=True)
     finally:
+        if live is not None:
+            live.stop()
         for sig in installed:
             loop.remove_signal_handler(sig)
         with contextlib.suppress(Exception):
