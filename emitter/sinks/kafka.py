@@ -133,7 +133,10 @@ class KafkaSink(Sink):
             existing = await admin.list_topics()
             if s.topic not in existing:
                 with contextlib.suppress(TopicAlreadyExistsError):
-                    configs = {} if s.retention_ms is None else {"retention.ms": str(s.retention_ms)}
+                    # simulated time may run ahead of the wall clock: accept future timestamps on our topic
+                    configs = {"message.timestamp.after.max.ms": str(2**63 - 1)}
+                    if s.retention_ms is not None:
+                        configs["retention.ms"] = str(s.retention_ms)
                     new = NewTopic(s.topic, s.partitions, s.replication_factor, topic_configs=configs)
                     resp = await admin.create_topics([new])
                     for _, code, msg, *_ in getattr(resp, "topic_errors", getattr(resp, "topic_error_codes", [])):
@@ -226,8 +229,15 @@ class KafkaSink(Sink):
                 self.stats.failed += count
             elif f.exception() is not None:
                 self.stats.failed += count
+                exc = f.exception()
+                if type(exc).__name__ == "InvalidTimestampError":
+                    self._note_once(
+                        "the broker refused event timestamps as out of range: Kafka refuses records more than "
+                        "message.timestamp.after.max.ms (1 h by default) in the future; use a --start in the past, "
+                        "a slower --speed, or raise that topic setting (topics this sink creates accept any time)"
+                    )
                 if self._error is None:
-                    self._error = f.exception()
+                    self._error = exc
             else:
                 self.stats.acked += count
             if self._inflight_bytes < self.settings.buffer_memory:
