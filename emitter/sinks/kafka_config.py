@@ -115,6 +115,7 @@ class KafkaSettings:
     close_timeout_ms: int = 10_000
     ssl: dict[str, str] = field(default_factory=dict)
     shown: dict[str, str] = field(default_factory=dict)  # for describe(): secrets masked
+    extra: dict[str, str] = field(default_factory=dict)  # keys a caller asked for (e.g. the validator's client)
 
     def describe(self) -> str:
         q = "&".join(f"{k}={v}" for k, v in self.shown.items())
@@ -145,7 +146,9 @@ DEFAULTS = {
 }
 
 
-def parse_kafka_uri(uri: str, *, source: str = "--sink", defaults: dict[str, str] | None = None) -> KafkaSettings:
+def parse_kafka_uri(
+    uri: str, *, source: str = "--sink", defaults: dict[str, str] | None = None, extra_keys: tuple[str, ...] = ()
+) -> KafkaSettings:
     """``kafka://host:port[,host:port]/topic?prop=value...``: every problem is a one-line ConfigError."""
     parsed = urllib.parse.urlsplit(uri)
     if parsed.scheme != "kafka" or not parsed.netloc:
@@ -195,8 +198,10 @@ def parse_kafka_uri(uri: str, *, source: str = "--sink", defaults: dict[str, str
                 s.close_timeout_ms = int(value)
             elif key.startswith("ssl."):
                 s.ssl[key] = value
+            elif key in extra_keys:
+                s.extra[key] = value
             else:
-                known = ", ".join(sorted([*_PRODUCER, *_SINK_KEYS]))
+                known = ", ".join(sorted([*_PRODUCER, *_SINK_KEYS, *extra_keys]))
                 raise ConfigError.one(source, (uri, key), f"unknown Kafka property {key!r} (known: {known})")
         except ValueError as exc:
             msg = str(exc) if "expected" in str(exc) else f"invalid value {s.shown[key]!r}"

@@ -70,7 +70,11 @@ class _Session:
 
 
 class Assembler:
-    """Feed events with :meth:`add`; read :attr:`counts` and the bookkeeping counters at any time."""
+    """Feed events with :meth:`add`; read :attr:`counts` and the bookkeeping counters at any time.
+
+    The hot path keeps counts in flat Python lists (an increment there costs a fraction of one on a numpy
+    array); :attr:`counts` turns them into arrays on demand.
+    """
 
     def __init__(
         self, wf: Workflow, *, max_open: int = 1_000_000, remember_ended: int = 1_000_000, run_id: str | None = None
@@ -83,13 +87,17 @@ class Assembler:
         self._group_index = {g: i for i, g in enumerate(self.groups)}
         self.states = wf.states
         self._state_index = {s: i for i, s in enumerate(self.states)}
-        self._is_exit = np.zeros(len(self.states), bool)
-        for e in wf.exit_points:
-            self._is_exit[self._state_index[e]] = True
-        self.exit_col = len(self.states)
-        self.counts = Counts.empty(self.groups, self.states)
+        self._exit_points = {self._state_index[e] for e in wf.exit_points}
+        S = len(self.states)
+        self._S = S
+        self.exit_col = S
+        G = len(self.groups)
+        self._entry = [0] * (G * S)
+        self._trans = [0] * (G * S * (S + 1))
+        self._abandon = [0] * (G * S)
+        self._violations: Counter[tuple[str, ...]] = Counter()
         self.max_open = max_open
-        self._open: OrderedDict[str, _Session] = OrderedDict()
+        self._open: dict[str, _Session] = {}
         self._ended: OrderedDict[str, None] = OrderedDict()
         self._remember = remember_ended
         self.events = 0
@@ -100,6 +108,18 @@ class Assembler:
         self.sessions_complete = 0
         self.sessions_evicted_open = 0
         self.ended_by: Counter[str] = Counter()
+
+    @property
+    def counts(self) -> Counts:
+        G, S = len(self.groups), self._S
+        return Counts(
+            self.groups,
+            self.states,
+            np.array(self._entry, np.int64).reshape(G, S),
+            np.array(self._trans, np.int64).reshape(G, S, S + 1),
+            violations=Counter(self._violations),
+            abandon=np.array(self._abandon, np.int64).reshape(G, S),
+        )
 
     @property
     def open_sessions(self) -> int:
@@ -116,71 +136,74 @@ class Assembler:
             if sid in self._ended:
                 self.late += 1
                 return
-            if self.groups[0] == POOLED:
+            if len(self.groups) == 1:
                 g = 0
             else:
                 gi = self._group_index.get(ev.user_type or "")
                 if gi is None:
-                    self.counts.violations[("unknown user type", str(ev.user_type))] += 1
+                    self._violations[("unknown user type", str(ev.user_type))] += 1
                     return
                 g = gi
             sess = _Session(g)
             self._open[sid] = sess
             self.sessions += 1
-            if len(self._open) > self.max_open:
-                self._open.popitem(last=False)
+            if len(self._open) > self.max_open:  # the oldest open session has been idle the longest
+                del self._open[next(iter(self._open))]
                 self.sessions_evicted_open += 1
-        else:
-            self._open.move_to_end(sid)
         k = ev.seq
         key = k << 8 | min(ev.attempt, 255)
-        if key in sess.seen:
+        seen = sess.seen
+        if key in seen:
             self.duplicates += 1
             return
-        sess.seen.add(key)
+        seen.add(key)
         s = self._state_index.get(ev.endpoint, -1)
         if s < 0:
-            self.counts.violations[("unknown endpoint", ev.endpoint)] += 1
+            self._violations[("unknown endpoint", ev.endpoint)] += 1
             return
-        if k in sess.calls:
+        calls = sess.calls
+        if k in calls:
             self.retries += 1
-            if sess.calls[k] != s:
-                self.counts.violations[("retry changed endpoint", self.states[sess.calls[k]], ev.endpoint)] += 1
+            if calls[k] != s:
+                self._violations[("retry changed endpoint", self.states[calls[k]], ev.endpoint)] += 1
             elif ev.session_end:  # the last attempt of a call carries the session's end
                 self._end(sid, sess, k, s, ev.end_reason)
             return
-        sess.calls[k] = s
-        c = self.counts
-        g = sess.group
+        calls[k] = s
+        S = self._S
+        base = sess.group * S
         if k == 0:
-            c.entry[g, s] += 1
-        prev = sess.calls.get(k - 1)
+            self._entry[base + s] += 1
+        prev = calls.get(k - 1)
         if prev is not None:
-            c.trans[g, prev, s] += 1
-        nxt = sess.calls.get(k + 1)
+            self._trans[(base + prev) * (S + 1) + s] += 1
+        nxt = calls.get(k + 1)
         if nxt is not None:
-            c.trans[g, s, nxt] += 1
-        if sess.end_seq >= 0 and k > sess.end_seq:
-            c.violations[("call after the session's end", ev.endpoint)] += 1
+            self._trans[(base + s) * (S + 1) + nxt] += 1
         if ev.session_end:
+            if sess.end_seq >= 0 and k > sess.end_seq:
+                self._violations[("call after the session's end", ev.endpoint)] += 1
             self._end(sid, sess, k, s, ev.end_reason)
-        elif sess.end_seq >= 0 and len(sess.calls) == sess.end_seq + 1:
-            self._finish(sid)
+        elif sess.end_seq >= 0:
+            if k > sess.end_seq:
+                self._violations[("call after the session's end", ev.endpoint)] += 1
+            elif len(calls) == sess.end_seq + 1:
+                self._finish(sid)
 
     def _end(self, sid: str, sess: _Session, k: int, s: int, reason: str | None) -> None:
         if sess.end_seq == k:
             return
-        c = self.counts
-        g = sess.group
+        S = self._S
+        base = sess.group * S
         sess.end_seq = k
         sess.end_reason = reason
         self.ended_by[str(reason)] += 1
-        if reason == "exit" and not self._is_exit[s]:
-            c.trans[g, s, self.exit_col] += 1
+        if reason == "exit" and s not in self._exit_points:
+            self._trans[(base + s) * (S + 1) + S] += 1
         elif reason == "abandon":
-            c.abandon[g, s] += 1
+            self._abandon[base + s] += 1
         if k + 1 in sess.calls:
-            c.violations[("call after the session's end", self.states[sess.calls[k + 1]])] += 1
+            self._violations[("call after the session's end", self.states[sess.calls[k + 1]])] += 1
         if len(sess.calls) == k + 1:
             self._finish(sid)
 

@@ -20,11 +20,11 @@ from typing import TextIO
 
 import msgspec
 
-from ..errors import EmitterError
 from ..sinks.kafka_config import parse_kafka_uri
 from ..workflow import Workflow
 from .assemble import Assembler, Counts, ObservedEvent
 from .otlp import Sessionizer, root_calls_from_proto
+from .readers import open_reader
 from .report import Report, build_report
 
 __all__ = ["LiveOptions", "LiveResult", "validate_kafka"]
@@ -71,19 +71,13 @@ class LiveResult:
         return [lk for lk in self.looks if lk.cumulative == "rejected" or lk.window == "rejected"]
 
 
-def _window(asm: Assembler, prev: Counts | None) -> Assembler:
-    """A view of the counts since ``prev`` (same workflow and groups), for the window test."""
-    w = Assembler.__new__(Assembler)
-    w.__dict__.update(asm.__dict__)
-    c = asm.counts
-    w.counts = Counts(
-        c.groups,
-        c.states,
-        c.entry - (prev.entry if prev else 0),
-        c.trans - (prev.trans if prev else 0),
-        abandon=c.abandon - (prev.abandon if prev else 0),
+def _window(now: Counts, prev: Counts | None) -> Counts:
+    """The counts since ``prev`` (same workflow and groups), for the window test."""
+    if prev is None:
+        return now
+    return Counts(
+        now.groups, now.states, now.entry - prev.entry, now.trans - prev.trans, abandon=now.abandon - prev.abandon
     )
-    return w
 
 
 async def validate_kafka(
@@ -94,41 +88,10 @@ async def validate_kafka(
     out: TextIO | None = None,
     on_status: Callable[[str], None] | None = None,
 ) -> LiveResult:
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.errors import KafkaConnectionError, KafkaError
-
     err = out or sys.stderr
-    s = parse_kafka_uri(uri, source="--source", defaults={})
-    kw = {
-        k: v
-        for k, v in s.client_kwargs().items()
-        if k
-        in (
-            "bootstrap_servers",
-            "security_protocol",
-            "sasl_mechanism",
-            "sasl_plain_username",
-            "sasl_plain_password",
-            "ssl_context",
-            "client_id",
-            "request_timeout_ms",
-        )
-    }
-    consumer = AIOKafkaConsumer(
-        s.topic,
-        group_id=opts.group,
-        auto_offset_reset="earliest" if opts.from_beginning else "latest",
-        enable_auto_commit=opts.group is not None,
-        max_partition_fetch_bytes=4 << 20,
-        fetch_max_bytes=64 << 20,
-        **kw,
-    )
-    try:
-        await consumer.start()
-    except (KafkaConnectionError, KafkaError, OSError) as exc:
-        with contextlib.suppress(Exception):
-            await consumer.stop()
-        raise EmitterError(f"kafka: cannot reach a broker at {','.join(s.bootstrap)}: {type(exc).__name__}") from None
+    s = parse_kafka_uri(uri, source="--source", defaults={}, extra_keys=("client",))
+    reader = open_reader(s, s.extra.get("client", "auto"), opts.group, opts.from_beginning)
+    await reader.start()
 
     asm = Assembler(wf, max_open=opts.max_open, run_id=opts.run_id)
     sessionizer = Sessionizer(asm, max_open=opts.max_open)
@@ -160,15 +123,17 @@ async def validate_kafka(
         live.start()
         opts.interval = min(opts.interval, 2.0)
     t0 = last_data = last_line = time.monotonic()
+    pending = asyncio.ensure_future(reader.poll(50_000, 0.2))
     try:
         while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=50_000)
+            pairs = await pending
+            pending = asyncio.ensure_future(reader.poll(50_000, 0.2))  # fetch the next while this one is read
             now = time.monotonic()
             got = 0
-            for recs in batches.values():
-                for r in recs:
+            if pairs:
+                for key, raw in pairs:
                     got += 1
-                    value = r.value or b""
+                    value = raw or b""
                     if opts.format == "otlp" or (opts.format == "auto" and value[:1] not in (b"{", b" ", b"")):
                         try:
                             sessionizer.add(root_calls_from_proto(value))
@@ -180,24 +145,21 @@ async def validate_kafka(
                     except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
                         malformed += 1
                         continue
-                    if r.key is not None and r.key != ev.session_id.encode():
+                    if key is not None and key != ev.session_id.encode():
                         key_mismatch += 1
                     asm.add(ev)
             records += got
             if got:
                 last_data = now
-            while records >= next_look:
+            if records >= next_look:  # one look per checkpoint reached (a poll may pass several)
+                while next_look <= records:
+                    next_look *= 2
                 k = len(looks)
                 a = opts.alpha / 2 ** (k + 1)
-                cum = build_report(asm, alpha=a, min_samples=opts.min_samples)
-                win = build_report(_window(asm, prev_counts), alpha=a, min_samples=opts.min_samples)
-                prev_counts = Counts(
-                    asm.counts.groups,
-                    asm.counts.states,
-                    asm.counts.entry.copy(),
-                    asm.counts.trans.copy(),
-                    abandon=asm.counts.abandon.copy(),
-                )
+                now_counts = asm.counts
+                cum = build_report(asm, alpha=a, min_samples=opts.min_samples, counts=now_counts)
+                win = build_report(asm, alpha=a, min_samples=opts.min_samples, counts=_window(now_counts, prev_counts))
+                prev_counts = now_counts
                 look = Look(
                     records,
                     a,
@@ -213,7 +175,6 @@ async def validate_kafka(
                     file=err,
                     flush=True,
                 )
-                next_look *= 2
             if opts.max_events is not None and records >= opts.max_events:
                 stopped_by = f"--max-events {opts.max_events}"
                 break
@@ -243,10 +204,11 @@ async def validate_kafka(
     finally:
         if live is not None:
             live.stop()
+        with contextlib.suppress(Exception):
+            await pending
         for sig in installed:
             loop.remove_signal_handler(sig)
-        with contextlib.suppress(Exception):
-            await consumer.stop()
+        await reader.stop()
     sessionizer.flush_all()
     rep = build_report(asm, alpha=opts.alpha, min_samples=opts.min_samples, malformed=malformed, source=uri)
     rep.data["live"] = {

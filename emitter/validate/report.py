@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..workflow import EXIT, Workflow
-from .assemble import POOLED, Assembler
+from .assemble import POOLED, Assembler, Counts
 from .stats import holm, pearson_gof, wilson
 
 __all__ = ["ENTRY", "Report", "build_report"]
@@ -126,10 +126,17 @@ def _declared(wf: Workflow, group: str, state: str | None) -> dict[str, float]:
 
 
 def build_report(
-    asm: Assembler, *, alpha: float = 0.01, min_samples: int = 30, malformed: int = 0, source: str = ""
+    asm: Assembler,
+    *,
+    alpha: float = 0.01,
+    min_samples: int = 30,
+    malformed: int = 0,
+    source: str = "",
+    counts: Counts | None = None,
 ) -> Report:
+    """The report for everything ``asm`` counted (or for ``counts``, e.g. one window of a live run)."""
     wf = asm.workflow
-    c = asm.counts
+    c = counts if counts is not None else asm.counts
     states = list(asm.states)
     targets = [*states, EXIT]
     rows: list[dict[str, Any]] = []
