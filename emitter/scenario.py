@@ -365,20 +365,7 @@ def _random_fault(ck: Checker, value: Any, path: Path, wfs: list[Workflow]) -> d
         return None
     ck.unknown_keys(
         node,
-        (
-            "id",
-            "rate_per_hour",
-            "kind",
-            "targets",
-            "duration",
-            "ramp_in",
-            "ramp_out",
-            "factor",
-            "add_ms",
-            "rate",
-            "status",
-            "hang_ms",
-        ),
+        ("rate_per_hour", "targets", *(k for k in _FAULT_KEYS if k != "target")),
         path,
     )
     kind = node.get("kind")

@@ -142,7 +142,7 @@ async def _to_kafka(uri: str, records: list[dict[str, Any]]) -> str:
     s = parse_kafka_uri(uri, source="--truth")
     kw = s.client_kwargs()
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.bootstrap)
+        admin = AIOKafkaAdminClient(**s.connection_kwargs())
         await admin.start()
         try:
             if s.topic not in await admin.list_topics():

@@ -112,21 +112,7 @@ class KafkaSink(Sink):
         from aiokafka.errors import TopicAlreadyExistsError
 
         s = self.settings
-        kw = {
-            k: v
-            for k, v in s.client_kwargs().items()
-            if k
-            in (
-                "bootstrap_servers",
-                "security_protocol",
-                "sasl_mechanism",
-                "sasl_plain_username",
-                "sasl_plain_password",
-                "ssl_context",
-                "client_id",
-                "request_timeout_ms",
-            )
-        }
+        kw = s.connection_kwargs()
         admin = AIOKafkaAdminClient(**kw)
         await admin.start()
         try:

@@ -121,6 +121,20 @@ class KafkaSettings:
         q = "&".join(f"{k}={v}" for k, v in self.shown.items())
         return f"kafka://{','.join(self.bootstrap)}/{self.topic}" + (f"?{q}" if q else "")
 
+    def connection_kwargs(self) -> dict[str, Any]:
+        """The aiokafka keywords about reaching the cluster (for admin clients and consumers)."""
+        keep = (
+            "bootstrap_servers",
+            "security_protocol",
+            "sasl_mechanism",
+            "sasl_plain_username",
+            "sasl_plain_password",
+            "ssl_context",
+            "client_id",
+            "request_timeout_ms",
+        )
+        return {k: v for k, v in self.client_kwargs().items() if k in keep}
+
     def client_kwargs(self) -> dict[str, Any]:
         kw = {"bootstrap_servers": self.bootstrap, **self.producer}
         if self.ssl or kw.get("security_protocol", "PLAINTEXT").upper() in ("SSL", "SASL_SSL"):

@@ -30,17 +30,7 @@ class AiokafkaReader:
     def __init__(self, s: KafkaSettings, group: str | None, from_beginning: bool) -> None:
         from aiokafka import AIOKafkaConsumer
 
-        keep = (
-            "bootstrap_servers",
-            "security_protocol",
-            "sasl_mechanism",
-            "sasl_plain_username",
-            "sasl_plain_password",
-            "ssl_context",
-            "client_id",
-            "request_timeout_ms",
-        )
-        kw = {k: v for k, v in s.client_kwargs().items() if k in keep}
+        kw = s.connection_kwargs()
         self.bootstrap = s.bootstrap
         self.c = AIOKafkaConsumer(
             s.topic,
