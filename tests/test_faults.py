@@ -396,3 +396,61 @@ def test_bad_scenarios_are_one_line_exit_2(tmp_path: Path, body: str, needle: st
     assert proc.returncode == 2, err
     assert needle in err, err
     assert "Traceback" not in err
+
+
+def test_random_faults_are_drawn_from_the_seed(tmp_path: Path) -> None:
+    sc = tmp_path / "rnd.yaml"
+    sc.write_text(f"""
+seed: 4
+workflow: {WORKFLOWS / "microservices.yaml"}
+load: {{arrival_rate: 5}}
+duration: 6h
+speed: max
+start: 2026-01-01T00:00:00Z
+random_faults:
+  - {{id: blip, rate_per_hour: 2, kind: latency, targets: [{{service: payment}}, {{service: search}}],
+     duration: [1m, 5m], factor: [2, 8]}}
+""")
+    truths = []
+    for name, seed in (("a", "4"), ("b", "4"), ("c", "5")):
+        truth = tmp_path / f"{name}.jsonl"
+        proc = run_cli(
+            "run",
+            str(sc),
+            "--progress",
+            "off",
+            "--sessions",
+            "50",
+            "--sink",
+            "null",
+            "--seed",
+            seed,
+            "--truth",
+            f"file:{truth}",
+        )
+        assert proc.returncode == 0, proc.stderr.decode()
+        truths.append([json.loads(x) for x in truth.read_text().splitlines()[1:]])
+    a, b, c = truths
+    assert a == b and a != c
+    # Poisson onsets at 2/h over 6 h: 12 expected (sd ~3.5); each with a drawn target, duration and factor
+    assert 3 <= len(a) <= 25
+    for f in a:
+        assert f["id"].startswith("blip-") and f["target"]["service"] in ("payment", "search")
+        assert 2 <= f["params"]["factor"] <= 8
+        import datetime as dt
+
+        span = (
+            dt.datetime.fromisoformat(f["end"].replace("Z", "+00:00"))
+            - dt.datetime.fromisoformat(f["start"].replace("Z", "+00:00"))
+        ).total_seconds()
+        assert 60 <= span <= 300
+
+
+def test_spike_profile_raises_the_rate_inside_the_spike() -> None:
+    prof = Profile("spikes", spikes=((300.0, 120.0, 4.0),))
+    sim = Simulation(Model(MICRO), 2, Load(duration_s=900, arrival_rate=4, profile=prof), START)
+    b = concat(list(sim.batches()))
+    firsts = b.cols["t"][(b.cols["seq"] == 0) & (b.cols["attempt"] == 1)] / 1e6
+    inside = ((firsts >= 300) & (firsts < 420)).sum() / 120
+    outside = ((firsts < 300) | (firsts >= 420)).sum() / 780
+    assert abs(inside - 16) < 5 * np.sqrt(16 / 120) and abs(outside - 4) < 5 * np.sqrt(4 / 780)

@@ -293,3 +293,28 @@ def test_live_validator_sees_drift_in_a_window(kafka_bootstrap: str, topic: str,
     looks = rep["live"]["looks"]
     assert looks[0]["window"] == "consistent"  # the first 10,000 records come from the declared chain
     assert any(lk["window"] == "rejected" and "/api/cart" in lk["rejected_rows"] for lk in looks)
+
+
+def test_backpressure_drop_policy_counts_and_reports(kafka_bootstrap: str, topic: str) -> None:
+    """A buffer far smaller than the stream: with on.full=drop, drops are counted, reported, and never sent."""
+    proc = run_cli(
+        "run",
+        ECOM,
+        *BASE,
+        "--sessions",
+        "20000",
+        "--speed",
+        "max",
+        "--sink",
+        f"kafka://{kafka_bootstrap}/{topic}?on.full=drop&buffer.memory=200000&acks=all&linger.ms=50",
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    line = next(x for x in err.splitlines() if "sink kafka://" in x)
+    nums = {
+        k: int(line.split(f" {k}")[0].rsplit(" ", 1)[-1].replace(",", ""))
+        for k in ("sent,", "acknowledged,", "failed,", "dropped")
+    }
+    assert nums["dropped"] > 0 and "buffer.memory full" in line
+    assert nums["acknowledged,"] + nums["dropped"] + nums["failed,"] == nums["sent,"]
+    assert len(read_topic(kafka_bootstrap, topic)) == nums["acknowledged,"]
