@@ -127,8 +127,8 @@ class Runner:
                 if self.speed.paced:
                     await self._paced(batch)
                 else:
-                    for i in range(0, len(batch), MAX_SLICE * 5):
-                        await self._send(batch.slice(i, min(len(batch), i + MAX_SLICE * 5)), 0.0)
+                    for i in range(0, len(batch), MAX_SLICE):
+                        await self._send(batch.slice(i, min(len(batch), i + MAX_SLICE)), 0.0)
                         if self._stop.is_set():
                             break
         finally:
