@@ -16,19 +16,28 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def timed(fn: Callable[[], int]) -> float:
     """Run ``fn`` (returns a count) and give count per second."""
-    t0 = time.perf_counter()
+    return timed_cpu(fn)[0]
+
+
+def timed_cpu(fn: Callable[[], int]) -> tuple[float, float]:
+    """Count per wall second and per CPU second of this process (all its threads)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     n = fn()
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
 
 
 def compare(
     name: str, ours: Callable[[], int], anchor: Callable[[], int], runs: int, unit: str, anchor_name: str
 ) -> dict[str, Any]:
     """Alternate ours and the anchor ``runs`` times; report medians and the ratio of medians."""
-    a_rates, o_rates = [], []
+    a_rates, o_rates, a_cpu, o_cpu = [], [], [], []
     for i in range(runs):
-        a_rates.append(timed(anchor))
-        o_rates.append(timed(ours))
+        w, c = timed_cpu(anchor)
+        a_rates.append(w)
+        a_cpu.append(c)
+        w, c = timed_cpu(ours)
+        o_rates.append(w)
+        o_cpu.append(c)
         print(
             f"  run {i + 1}/{runs}: {anchor_name} {a_rates[-1]:,.0f} {unit}, emitter {o_rates[-1]:,.0f} {unit}",
             file=sys.stderr,
@@ -44,10 +53,14 @@ def compare(
         "ratio": o / a,
         "anchor_runs": a_rates,
         "emitter_runs": o_rates,
+        "anchor_per_cpu_second_median": statistics.median(a_cpu),
+        "emitter_per_cpu_second_median": statistics.median(o_cpu),
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
     print(f"{name}: emitter {o:,.0f} {unit} vs {anchor_name} {a:,.0f} {unit} (medians of {runs}): ratio {o / a:.2f}x")
+    oc, ac = statistics.median(o_cpu), statistics.median(a_cpu)
+    print(f"{name}: per CPU-second of this process: emitter {oc:,.0f} vs {anchor_name} {ac:,.0f}: ratio {oc / ac:.2f}x")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2))
     return res
