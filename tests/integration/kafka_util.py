@@ -47,3 +47,12 @@ async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
 
 def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
     asyncio.run(_produce(bootstrap, topic, values))
+
+
+def sink_counts(stderr: str, prefix: str) -> dict[str, int]:
+    """The counts of the summary line of the sink whose description starts with ``prefix``."""
+    import re
+
+    line = next(x for x in stderr.splitlines() if f"sink {prefix}" in x)
+    found = re.findall(r"([\d,]+) (sent|acknowledged|failed|dropped)\b", line.split("): ", 1)[-1])
+    return {word: int(num.replace(",", "")) for num, word in found}

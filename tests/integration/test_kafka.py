@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import ROOT, WORKFLOWS, run_cli
-from .kafka_util import produce, read_topic
+from .kafka_util import produce, read_topic, sink_counts
 
 pytestmark = pytest.mark.kafka
 ECOM = str(WORKFLOWS / "ecommerce.yaml")
@@ -159,9 +159,8 @@ def test_broker_killed_and_restarted_nothing_acknowledged_is_lost_or_duplicated(
         _, err = emitter.communicate(timeout=240)
         text = err.decode()
         assert "Traceback" not in text, text
-        line = next(x for x in text.splitlines() if "sink kafka://" in x)
-        acked = int(line.split(" sent, ")[1].split(" acknowledged")[0].replace(",", ""))
-        failed = int(line.split(" acknowledged, ")[1].split(" failed")[0].replace(",", ""))
+        counts = sink_counts(text, "kafka://")
+        acked, failed = counts["acknowledged"], counts["failed"]
         recs = read_topic(bootstrap, topic, idle=4)
         ids = [json.loads(r.value)["event_id"] for r in recs]
         assert len(ids) == len(set(ids)), "duplicates in the topic"
@@ -203,8 +202,7 @@ def test_sigterm_flushes_and_the_summary_matches_the_topic(kafka_bootstrap: str,
     text = err.decode()
     assert time.monotonic() - t0 < 5, text
     assert proc.returncode == 143 and "stopped by SIGTERM" in text and "Traceback" not in text
-    line = next(x for x in text.splitlines() if "sink kafka://" in x)
-    acked = int(line.split(" sent, ")[1].split(" acknowledged")[0].replace(",", ""))
+    acked = sink_counts(text, "kafka://")["acknowledged"]
     assert acked > 0
     assert len(read_topic(kafka_bootstrap, topic)) == acked
 
@@ -310,11 +308,8 @@ def test_backpressure_drop_policy_counts_and_reports(kafka_bootstrap: str, topic
     )
     err = proc.stderr.decode()
     assert proc.returncode == 0, err
+    nums = sink_counts(err, "kafka://")
     line = next(x for x in err.splitlines() if "sink kafka://" in x)
-    nums = {
-        k: int(line.split(f" {k}")[0].rsplit(" ", 1)[-1].replace(",", ""))
-        for k in ("sent,", "acknowledged,", "failed,", "dropped")
-    }
     assert nums["dropped"] > 0 and "buffer.memory full" in line
-    assert nums["acknowledged,"] + nums["dropped"] + nums["failed,"] == nums["sent,"]
-    assert len(read_topic(kafka_bootstrap, topic)) == nums["acknowledged,"]
+    assert nums["acknowledged"] + nums["dropped"] + nums["failed"] == nums["sent"]
+    assert len(read_topic(kafka_bootstrap, topic)) == nums["acknowledged"]
