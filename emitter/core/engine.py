@@ -182,16 +182,19 @@ class Simulation:
             self._r_err,
             self._r_think,
             self._r_param,
-            r_keys,
+            _,  # stream 7 is unused: the id keys come from the run's identity below
             self._r_fault,
         ) = (np.random.default_rng(s) for s in streams)
-        if key_seed is not None:  # several workflows of one run share the run's id keys
-            r_keys = np.random.default_rng(np.random.SeedSequence(key_seed).spawn(9)[7])
+        # ids are keyed by the run (seed, workflow, load, start): a repeat of the run repeats them, any other
+        # run, even with the same seed, gets its own; several workflows of one run share the run's keys
+        rid = run_id or run_identity(model, seed, load, start_us, run_extra)
+        base = seed if key_seed is None else key_seed
+        r_keys = np.random.default_rng(np.random.SeedSequence([base, int(rid, 16)]))
         keys = tuple(int(k) for k in r_keys.integers(0, 2**63, 8, dtype=np.int64))
         pop = load.users if load.closed else load.population
         self.ctx = RunContext(
             model,
-            run_id or run_identity(model, seed, load, start_us, run_extra),
+            rid,
             start_us,
             keys,
             fault_ids=dyn.fault_ids,
