@@ -102,13 +102,13 @@ def format_summary(runner: Runner, sim: EventSource, seed: int) -> str:
     head = "stopped" if st.stopped_by else "failed" if st.error else "done"
     lines = [
         f"emitter: {head}{f' by {st.stopped_by}' if st.stopped_by else ''}: {st.events:,} events, "
-        f"{sim.sessions_started:,} sessions started, {st.sessions_ended:,} ended, in {wall:.2f} s wall "
+        f"{st.sessions_started:,} sessions started, {st.sessions_ended:,} ended, in {wall:.2f} s wall "
         f"({st.events / wall:,.0f} events/s)",
         f"emitter: simulated {_hms(st.sim_us)} from {_iso(sim.start_us)} at speed {runner.speed}; "
         + (
-            f"effective arrival rate {sim.sessions_started / (sim.last_arrival_us / 1e6):.3g} sessions/s "
+            f"effective arrival rate {st.sessions_started / (st.last_start_us / 1e6):.3g} sessions/s "
             f"(configured: {sim.load.describe()})"
-            if sim.last_arrival_us > 0
+            if st.last_start_us > 0
             else f"load: {sim.load.describe()}"
         )
         + (f"; {st.events / span_s:,.1f} events per simulated second" if span_s > 0 else ""),

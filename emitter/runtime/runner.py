@@ -57,7 +57,8 @@ class LagStats:
 @dataclass
 class RunStats:
     events: int = 0
-    sessions_started: int = 0
+    sessions_started: int = 0  # sessions whose first call was sent
+    last_start_us: int = 0  # simulated time of the latest first call sent
     sessions_ended: int = 0
     sim_us: int = 0  # simulated time of the last event sent (µs since the start)
     wall_start: float = 0.0
@@ -122,7 +123,6 @@ class Runner:
                 batch = await nxt
                 if batch is None:
                     break
-                self.stats.sessions_started = self.sim.sessions_started
                 nxt = asyncio.ensure_future(asyncio.to_thread(next, it, None))  # generate ahead
                 if self.speed.paced:
                     await self._paced(batch)
@@ -179,6 +179,11 @@ class Runner:
         st = self.stats
         st.events += len(part)
         st.sessions_ended += int(np.count_nonzero(part.cols["end"]))
+        first = (part.cols["seq"] == 0) & (part.cols["attempt"] == 1)
+        n_first = int(np.count_nonzero(first))
+        if n_first:
+            st.sessions_started += n_first
+            st.last_start_us = int(part.cols["t"][first][-1])
         st.sim_us = int(part.cols["t"][-1])
         if self.speed.paced:
             st.lag.add(lag, len(part))
