@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core.batch import EventBatch
 from ..core.merge import EventSource
+from ..encode.jsonl import encode_jsonl
 from ..sinks.base import Sink, SinkError
 from .pacing import Clock, MonotonicClock, Speed
 
@@ -118,12 +119,19 @@ class Runner:
     async def _stream(self) -> None:
         it: Iterator[EventBatch] = self.sim.batches()
         nxt = asyncio.ensure_future(asyncio.to_thread(next, it, None))
+        first = True
         try:
             while not self._stop.is_set():
                 batch = await nxt
                 if batch is None:
                     break
                 nxt = asyncio.ensure_future(asyncio.to_thread(next, it, None))  # generate ahead
+                if first:
+                    first = False
+                    # the schedule starts once the first events exist and the encoder is warm: start-up
+                    # work (imports, compiled code loading) is not counted as lag
+                    await asyncio.to_thread(encode_jsonl, batch.slice(0, 1))
+                    self._t0 = self.clock.now()
                 if self.speed.paced:
                     await self._paced(batch)
                 else:
