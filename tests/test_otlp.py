@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import defaultdict
+from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from emitter.core.batch import concat
+from emitter.core.batch import EventBatch, concat
 from emitter.core.engine import Load, Simulation
-from emitter.core.faults import Dynamics, Fault, RetryPolicy
-from emitter.core.model import Model
+from emitter.core.faults import CascadePreset, Dynamics, Fault, Reactions, RetryPolicy
+from emitter.core.model import END_REASONS, Model
+from emitter.encode import otlp
 from emitter.encode.jsonl import encode_jsonl
-from emitter.encode.otlp import encode_otlp
+from emitter.encode.otlp import encode_otlp, encode_otlp_numba, encode_otlp_python
 from emitter.errors import ConfigError
 from emitter.sinks.otlp import parse_otlp_uri
 from emitter.validate.assemble import Assembler
 from emitter.validate.otlp import Sessionizer, root_calls_from_proto
 from emitter.validate.report import build_report
-from emitter.workflow import load_workflow
+from emitter.workflow import load_workflow, parse_workflow
 
 from .conftest import WORKFLOWS
 
@@ -152,3 +157,178 @@ def test_settings_follow_the_otlp_environment() -> None:
 def test_bad_otlp_options(uri: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         parse_otlp_uri(uri, {})
+
+
+# ---------------------------------------------------------------- the compiled encoder: the same bytes
+
+
+def _bodies(reqs) -> list[tuple[bytes, int, int]]:  # type: ignore[no-untyped-def]
+    return [(r.body, r.events, r.spans) for r in reqs]
+
+
+def _same(batch: EventBatch, **kw) -> list[tuple[bytes, int, int]]:  # type: ignore[no-untyped-def]
+    """The compiled encoder's requests, asserted equal to the Python encoder's; returns them."""
+    fast = encode_otlp_numba(batch, **kw)
+    assert fast is not None
+    slow = _bodies(encode_otlp_python(batch, **kw))
+    got = _bodies(fast)
+    assert [x[1:] for x in got] == [x[1:] for x in slow]
+    for k, (a, b) in enumerate(zip(got, slow, strict=True)):
+        assert a[0] == b[0], f"request {k} differs"
+    return got
+
+
+def _three_span() -> dict:  # type: ignore[type-arg]
+    """ecommerce with every endpoint on frontend, which calls backend (as bench/bench_otlp.py's 3span)."""
+    wf = yaml.safe_load((WORKFLOWS / "ecommerce.yaml").read_text())
+    eps = set(wf["entry_points"]) | set(wf["transitions"]) | set(wf["exit_points"])
+    for targets in wf["transitions"].values():
+        eps |= set(targets)
+    wf["endpoints"] = {e: {"service": "frontend"} for e in sorted(eps)}
+    wf["services"] = {"frontend": {"calls": ["backend"]}, "backend": {}}
+    return wf
+
+
+def _rough(wf, seed: int = 5, sessions: int = 300) -> EventBatch:  # type: ignore[no-untyped-def]
+    """A run with errors, timeouts, retries, abandons and the cascade preset (anomalous calls of every role)."""
+    svc = list(wf.services)
+    faults = [
+        Fault("errs", "errors", endpoint=wf.states[0], start_us=0, duration_us=10**12, rate=0.3, status=500),
+        Fault("slow", "latency", endpoint=wf.states[-1], start_us=0, duration_us=10**12, factor=5.0),
+    ]
+    if svc:
+        faults += [
+            Fault("down", "outage", service=svc[-1], start_us=30_000_000, duration_us=60_000_000),
+            Fault("hang", "timeout", service=svc[len(svc) // 2], start_us=0, duration_us=10**12, rate=0.2),
+            Fault("teapot", "errors", service=svc[0], start_us=0, duration_us=10**12, rate=0.1, status=599),
+        ]
+    dyn = Dynamics(
+        faults=tuple(faults),
+        retry=RetryPolicy(max_attempts=3),
+        reactions=Reactions(abandon=0.3, retry=0.3),
+        cascade=CascadePreset(rate=0.2),
+    )
+    return concat(list(Simulation(Model(wf), seed, Load(sessions=sessions), START, dynamics=dyn).batches()))
+
+
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.stem)
+def test_compiled_encoder_gives_the_python_bytes(path: Path) -> None:
+    b = _rough(load_workflow(path))
+    assert (b.cols["status"] >= 500).any() and (b.cols["attempt"] > 1).any() and b.cols["anomalous"].any()
+    assert (b.cols["end"] > 0).any() and len(set(b.cols["role"].tolist())) == (3 if "node_dur" in b.cols else 2)
+    for max_events in (512, 100, 7, 1):
+        _same(b, max_events=max_events)
+    _same(b.slice(3, 40), environment="staging", resource={"k8s.cluster.name": "lab", "team": "ü"}, max_events=9)
+    _same(b.slice(0, 1))
+    assert encode_otlp_numba(b.slice(0, 0)) == []
+
+
+def test_compiled_encoder_on_the_faulted_run_and_a_call_tree(faulted) -> None:  # type: ignore[no-untyped-def]
+    assert "node_dur" in faulted.cols
+    got = _same(faulted)
+    assert got == _bodies(encode_otlp(faulted))  # the default path is the compiled one
+    b = _rough(parse_workflow(_three_span()), sessions=500)
+    assert sum(r[2] for r in _same(b)) > 2 * len(b)
+
+
+def test_compiled_encoder_on_long_and_odd_values() -> None:
+    """Lengths of more than one byte (long routes, choices, fault lists, numbers), non-ASCII, odd columns."""
+    choice = "v" * 150
+    wf = parse_workflow(
+        {
+            "name": "odd",
+            "entry_points": {"/a/{x}/ü/{n}": 1.0},
+            "transitions": {"/a/{x}/ü/{n}": {"/long" + "/seg" * 40: 0.5, "/q": 0.5}, "/q": {"/a/{x}/ü/{n}": 1.0}},
+            "exit_points": ["/long" + "/seg" * 40],
+            "endpoints": {
+                "/a/{x}/ü/{n}": {
+                    "service": "svc-ä",
+                    "params": {"x": {"values": [choice, "a b", "ç"]}, "n": {"min": 0, "max": 10**9}},
+                },
+                "/long" + "/seg" * 40: {"service": "leaf"},
+                "/q": {"service": "svc-ä", "query": {"k": {"values": ["x" * 120]}, "m": {"from": "user"}}},
+            },
+            "services": {"svc-ä": {"calls": ["leaf"]}, "leaf": {}},
+        }
+    )
+    b = _rough(wf, sessions=200)
+    n = len(b)
+    rng = np.random.default_rng(1)
+    cols = dict(b.cols)
+    cols["status"] = rng.choice(np.array([200, 404, 500, 503, 504, 599, 999, 32767], np.int16), n)
+    cols["attempt"] = rng.integers(1, 255, n).astype(np.int16)
+    cols["seq"] = rng.integers(0, 65535, n).astype(np.int32)
+    cols["user"] = rng.integers(0, 10**13, n)
+    cols["anomalous"] = rng.random(n) < 0.5
+    cols["faults"] = rng.integers(0, 2**63, n).astype(np.uint64) | np.uint64(1 << 63)
+    cols["faults"][:3] = np.uint64(2**64 - 1)  # every fault: a list of more than 16 KiB
+    cols["anomalous"][:3] = True
+    params = b.params.copy()
+    params[1, : n // 2] = rng.integers(-(10**12), 10**12, n // 2)  # the int placeholder {n}: any sign, any size
+    cols["end"] = rng.integers(0, len(END_REASONS), n).astype(np.int8)
+    ids = tuple(f"fault-{k}-" + "é" * (k * 5) for k in range(70))  # up to ~700 bytes each, 64 bits used
+    for width in (6, 12):
+        ctx = dataclasses.replace(b.ctx, fault_ids=ids, user_width=width, run_id="r" * 200)
+        odd = EventBatch(ctx, cols, params)
+        _same(odd, max_events=50)
+        _same(odd.slice(0, 5), max_events=2)
+
+
+def test_a_question_mark_in_a_route_is_left_to_python() -> None:
+    wf = parse_workflow(
+        {
+            "name": "qm",
+            "entry_points": {"/a?b=1": 1.0},
+            "transitions": {"/a?b=1": {"/c/{id}": 1.0}},
+            "exit_points": ["/c/{id}"],
+            "endpoints": {"/c/{id}": {"params": {"id": {"min": 1, "max": 9}}, "query": {"z": {"min": 1, "max": 3}}}},
+        }
+    )
+    b = concat(list(Simulation(Model(wf), 1, Load(sessions=20), START).batches()))
+    assert encode_otlp_numba(b) is None
+    assert _bodies(encode_otlp(b)) == _bodies(encode_otlp_python(b))
+
+
+def test_without_numba_the_python_encoder_runs(faulted, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    want = _bodies(encode_otlp_python(faulted, max_events=64))
+
+    def boom(*a, **k):  # type: ignore[no-untyped-def]
+        raise AssertionError("the compiled encoder was used")
+
+    real = otlp.numba_encoder
+    monkeypatch.setattr(otlp, "numba_encoder", boom)
+    monkeypatch.setenv("EMITTER_NO_NUMBA", "1")
+    assert _bodies(encode_otlp(faulted, max_events=64)) == want
+    monkeypatch.delenv("EMITTER_NO_NUMBA")
+    monkeypatch.setattr(otlp, "numba_encoder", real)
+    monkeypatch.setattr(otlp, "_numba", [None])  # as when numba does not import
+    assert _bodies(encode_otlp(faulted, max_events=64)) == want
+    with pytest.raises(ImportError):
+        encode_otlp_numba(faulted)
+
+
+def test_compiled_encoder_grows_its_buffers(faulted, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Requests that do not fit the output or scratch buffer: written over several kernel calls."""
+    from emitter.encode import _otlp_numba
+
+    want = _bodies(encode_otlp_python(faulted, max_events=300))
+    kernel = _otlp_numba._encode_kernel
+    asked = []
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        nxt = kernel(*args)
+        asked.append((args[8], nxt, *args[7].tolist()))  # first request, next one, sizes wanted
+        return nxt
+
+    monkeypatch.setattr(_otlp_numba, "_encode_kernel", spy)
+    monkeypatch.setattr(_otlp_numba, "_OUT_BYTES", 1)
+    monkeypatch.setattr(_otlp_numba, "_CHILDREN_GUESS", 0)
+    monkeypatch.setattr(_otlp_numba, "_KEEP_BYTES", 0)  # fresh buffers, sized to what is asked for only
+    monkeypatch.setattr(_otlp_numba, "_scratch", type(_otlp_numba._scratch)())
+    got = encode_otlp_numba(faulted, max_events=300)
+    assert got is not None and _bodies(got) == want
+    assert any(first == nxt and s > 0 for first, nxt, s, _ in asked)  # a bigger scratch buffer
+    assert any(first == nxt and o > 0 for first, nxt, _, o in asked)  # a bigger output buffer
