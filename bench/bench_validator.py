@@ -60,6 +60,9 @@ def fill_topic(wf: Workflow, bootstrap: str, topic: str, sessions: int, partitio
     return int(emitter_produce(wf, sink_uri(bootstrap, topic, props, partitions), sessions)["events"])
 
 
+CLIENT = ["auto"]  # --client: which Kafka reader the validator uses (auto picks as the validator does)
+
+
 def validator_read(
     wf: Workflow, bootstrap: str, topic: str, n: int, profile: cProfile.Profile | None = None
 ) -> dict[str, Any]:
@@ -69,7 +72,8 @@ def validator_read(
         profile.enable()
     t0 = time.perf_counter()
     try:
-        res = asyncio.run(validate_kafka(wf, f"kafka://{bootstrap}/{topic}", opts, out=out))
+        uri = f"kafka://{bootstrap}/{topic}?client={CLIENT[0]}"
+        res = asyncio.run(validate_kafka(wf, uri, opts, out=out))
     finally:
         if profile is not None:
             profile.disable()
@@ -221,6 +225,12 @@ def consumer_performance(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument(
+        "--client",
+        default="auto",
+        choices=("auto", "raw", "confluent", "aiokafka"),
+        help="the validator's Kafka reader (default: auto, as the validator picks)",
+    )
     ap.add_argument("--sessions", type=int, default=240_000, help="sessions written to the topic (~8.4 events each)")
     ap.add_argument("--workflow", default=str(ROOT / "workflows" / "ecommerce.yaml"))
     ap.add_argument("--bootstrap", default="127.0.0.1:9092")
@@ -234,6 +244,7 @@ def main() -> None:
     ap.add_argument("--splits", action="store_true", help="time the validator's stages (fetch, decode, assemble) too")
     ap.add_argument("--name", default="kafka_validator_ingest", help="result name (bench/results/NAME.json)")
     a = ap.parse_args()
+    CLIENT[0] = a.client
 
     require_broker(a.bootstrap)
     wf = load_workflow(a.workflow)

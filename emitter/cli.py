@@ -251,7 +251,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         rep = res.report
         print(
             f"validate: read {res.records:,} records in {res.seconds:.1f} s ({res.malformed:,} malformed, "
-            f"{res.key_mismatch:,} with a key other than their session_id); stopped by {res.stopped_by}",
+            f"{res.key_mismatch:,} of {res.keys_checked:,} sampled keys differ from their session_id); "
+            f"stopped by {res.stopped_by}",
             file=sys.stderr,
         )
     else:

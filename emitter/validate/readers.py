@@ -2,13 +2,16 @@
 
 confluent-kafka (librdkafka) is the default when it is installed: ``bench/bench_validator.py`` shows it
 reads several times faster than aiokafka, whose per-record Python (headers included) caps ingest.
-``kafka://HOST:PORT/TOPIC?client=aiokafka`` picks the pure-Python client.
+``kafka://HOST:PORT/TOPIC?client=aiokafka`` picks the pure-Python client. ``?client=raw`` picks
+``rawkafka.RawReader``: raw record batches parsed by compiled code, no Python object per record until
+the caller asks (no consumer group: with one it falls back to confluent-kafka or aiokafka).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import uuid
 from typing import Any, Protocol
 
@@ -20,13 +23,28 @@ __all__ = ["Reader", "open_reader"]
 Pair = tuple[bytes | None, bytes | None]
 
 
+KEY_STEP = 64  # one record in KEY_STEP has its key compared with its session_id
+
+
 class Reader(Protocol):
     async def start(self) -> None: ...
     async def poll(self, max_records: int, timeout_s: float) -> list[Pair]: ...
+    async def poll_sampled(self, max_records: int, timeout_s: float) -> tuple[list[bytes | None], list[Pair]]: ...
     async def stop(self) -> None: ...
 
 
-class AiokafkaReader:
+class _Sampled:
+    """``poll_sampled`` for readers that produce pairs: every value, and one (key, value) in KEY_STEP."""
+
+    async def poll(self, max_records: int, timeout_s: float) -> list[Pair]:
+        raise NotImplementedError
+
+    async def poll_sampled(self, max_records: int, timeout_s: float) -> tuple[list[bytes | None], list[Pair]]:
+        pairs = await self.poll(max_records, timeout_s)
+        return [v for _, v in pairs], pairs[::KEY_STEP]
+
+
+class AiokafkaReader(_Sampled):
     def __init__(self, s: KafkaSettings, group: str | None, from_beginning: bool) -> None:
         from aiokafka import AIOKafkaConsumer
 
@@ -63,7 +81,7 @@ class AiokafkaReader:
             await self.c.stop()
 
 
-class ConfluentReader:
+class ConfluentReader(_Sampled):
     def __init__(self, s: KafkaSettings, group: str | None, from_beginning: bool) -> None:
         self.s = s
         self.group = group
@@ -127,7 +145,27 @@ class ConfluentReader:
             self.c = None
 
 
+def _numba_ok() -> bool:
+    from ..core._kernels import _compile
+
+    return _compile() is not None
+
+
 def open_reader(s: KafkaSettings, client: str, group: str | None, from_beginning: bool) -> Reader:
+    """``auto``: the raw reader without a group (fastest, see BENCHMARKS.md), else confluent-kafka, else aiokafka."""
+    if client not in ("auto", "raw", "confluent", "aiokafka"):
+        raise EmitterError(f"kafka: unknown client {client!r} (expected auto, raw, confluent or aiokafka)")
+    if client == "raw" or (client == "auto" and group is None and _numba_ok()):
+        if group is None:
+            from .rawkafka import RawReader
+
+            return RawReader(s, from_beginning)
+        print(
+            f"validate: note: client=raw reads without a consumer group; with --group {group} "
+            "the default client reads instead (offsets committed)",
+            file=sys.stderr,
+        )
+        client = "auto"
     if client in ("auto", "confluent"):
         try:
             import confluent_kafka  # noqa: F401
