@@ -11,7 +11,6 @@ function of (workflow, seed, load, start): no wall clock is read here.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -544,7 +543,3 @@ def _time_order(cols: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.intp]:
         key = event_key(cols["sess"][sub], cols["seq"][sub], cols["attempt"][sub])
         order[member] = sub[np.lexsort((key, t[sub]))]
     return order
-
-
-def effective_rate(sessions: int, span_us: int) -> float:
-    return sessions / (span_us / 1e6) if span_us > 0 else math.nan

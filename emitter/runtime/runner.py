@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -195,7 +194,3 @@ class Runner:
         st.sim_us = int(part.cols["t"][-1])
         if self.speed.paced:
             st.lag.add(lag, len(part))
-
-
-def rate(count: int, seconds: float) -> float:
-    return count / seconds if seconds > 0 else math.nan
