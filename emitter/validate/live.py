@@ -30,6 +30,7 @@ from .report import Report, build_report
 __all__ = ["LiveOptions", "LiveResult", "validate_kafka"]
 
 _decode = msgspec.json.Decoder(ObservedEvent).decode
+JOIN_GRACE_S = 60.0  # --until-idle counts from the first partition assignment, or after this long
 
 
 class _SessionOnly(msgspec.Struct):
@@ -139,6 +140,8 @@ async def validate_kafka(
             pending = asyncio.ensure_future(reader.poll_sampled(50_000, 0.2))  # fetch the next meanwhile
             now = time.monotonic()
             got = len(values)
+            if not got and not reader.ready() and now - t0 < JOIN_GRACE_S:
+                last_data = now  # still joining the consumer group: not idle yet
             for raw in values:
                 value = raw or b""
                 if opts.format == "otlp" or (opts.format == "auto" and value[:1] not in (b"{", b" ", b"")):

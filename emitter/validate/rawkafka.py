@@ -663,6 +663,9 @@ class RawReader:
     async def poll(self, max_records: int, timeout_s: float) -> list[Pair]:
         return (await self.poll_batch(max_records, timeout_s)).pairs()
 
+    def ready(self) -> bool:
+        return True
+
     async def poll_sampled(self, max_records: int, timeout_s: float) -> tuple[list[bytes | None], list[Pair]]:
         """Every value, and one (key, value) in KEY_STEP (what the validator checks keys on)."""
         from .readers import KEY_STEP

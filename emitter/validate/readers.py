@@ -30,11 +30,21 @@ class Reader(Protocol):
     async def start(self) -> None: ...
     async def poll(self, max_records: int, timeout_s: float) -> list[Pair]: ...
     async def poll_sampled(self, max_records: int, timeout_s: float) -> tuple[list[bytes | None], list[Pair]]: ...
+    def ready(self) -> bool: ...
     async def stop(self) -> None: ...
 
 
 class _Sampled:
     """``poll_sampled`` for readers that produce pairs: every value, and one (key, value) in KEY_STEP."""
+
+    c: Any
+
+    def ready(self) -> bool:
+        """Partitions are assigned (a consumer group may take seconds to join): idleness counts from then."""
+        try:
+            return bool(self.c.assignment())
+        except Exception:  # noqa: BLE001 - a closed or failed consumer: nothing to wait for
+            return True
 
     async def poll(self, max_records: int, timeout_s: float) -> list[Pair]:
         raise NotImplementedError
