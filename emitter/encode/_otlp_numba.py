@@ -40,6 +40,7 @@ from ._jsonl_numba import (
     _addr,
     _as_i64,
     _dec,
+    _faults,
     _hex,
     _i8p,
     _inline,
@@ -405,20 +406,6 @@ def _param(o: int, kind: int, v: int, pool: int, off: int, b_choice: int) -> int
         return _put(o, pool, off, b_choice + v)
     if kind in (PARAM_INT, PARAM_USER):
         return _dec(o, v, 1)
-    return o
-
-
-@_jit
-def _faults(o: int, f: int, pool: int, off: int, b_fault: int, n_fault: int) -> int:
-    """The ids of the faults whose bit is set in ``f``, comma-separated (rare: not inlined)."""
-    first = True
-    for b in range(n_fault):
-        if (f >> b) & 1:
-            if not first:
-                _st1(o, 44)  # ,
-                o += 1
-            first = False
-            o = _put(o, pool, off, b_fault + b)
     return o
 
 
