@@ -9,19 +9,14 @@ earliest, push its next time), building no event. The goal is at least 1.0x that
 from __future__ import annotations
 
 import argparse
-import asyncio
 import heapq
 import random
 from collections.abc import Iterator
 
-from emitter.core.engine import Load, Simulation
-from emitter.core.model import Model
-from emitter.runtime.pacing import Speed
-from emitter.runtime.runner import Runner
 from emitter.sinks.basic import NullSink
 from emitter.workflow import load_workflow
 
-from .common import compare
+from .common import compare, run_at_max_speed
 
 START = 1_767_225_600_000_000
 
@@ -44,12 +39,10 @@ def heap_of_generators(steps: int, n_gen: int = 10_000) -> int:
 
 
 def engine(sessions: int, workflow: str) -> int:
-    sim = Simulation(Model(load_workflow(workflow)), 7, Load(sessions=sessions), START)
     sink = NullSink()
-    runner = Runner(sim, [sink], Speed(None))
-    asyncio.run(runner.run())
-    assert sink.stats.acked == runner.stats.events and sink.stats.bytes > 0
-    return runner.stats.events
+    st = run_at_max_speed(load_workflow(workflow), sink, sessions, 7, START)
+    assert sink.stats.bytes > 0
+    return int(st.events)
 
 
 def main() -> None:

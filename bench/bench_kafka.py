@@ -27,11 +27,7 @@ import argparse
 import asyncio
 import cProfile
 import functools
-import io
-import json
 import os
-import platform
-import pstats
 import re
 import statistics
 import subprocess
@@ -44,14 +40,12 @@ from typing import Any
 
 from emitter.core.engine import Load, Simulation
 from emitter.core.model import Model
-from emitter.runtime.pacing import Speed
-from emitter.runtime.runner import Runner
 from emitter.sinks.basic import jsonl_of
 from emitter.sinks.kafka import KafkaSink
 from emitter.sinks.kafka_config import parse_kafka_uri
 from emitter.workflow import Workflow, load_workflow
 
-from .common import RESULTS
+from .common import RESULTS, print_profile, run_at_max_speed, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
@@ -193,18 +187,8 @@ class TimedKafkaSink(KafkaSink):
 
 def emitter_produce(wf: Workflow, uri: str, sessions: int, profile: cProfile.Profile | None = None) -> dict[str, Any]:
     sink = TimedKafkaSink(parse_kafka_uri(uri))
-    sim = Simulation(Model(wf), SEED, Load(sessions=sessions), START)
-    runner = Runner(sim, [sink], Speed(None))
-    if profile is not None:
-        profile.enable()
-    try:
-        asyncio.run(runner.run())
-    finally:
-        if profile is not None:
-            profile.disable()
-    st, ss = runner.stats, sink.stats
-    if st.error or ss.failed or ss.dropped or ss.acked != st.events:
-        raise RuntimeError(f"emitter run incomplete: {st.error}, {ss}")
+    st = run_at_max_speed(wf, sink, sessions, SEED, START, profile)
+    ss = sink.stats
     send_s = sink.t_flushed - sink.t_ready
     return {
         "events": ss.acked,
@@ -240,21 +224,6 @@ def producer_performance(
 
 
 # --------------------------------------------------------------------------- reporting
-
-
-def write_result(name: str, res: dict[str, Any]) -> None:
-    res.setdefault("python", platform.python_version())
-    res.setdefault("machine", platform.machine())
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2))
-
-
-def print_profile(prof: cProfile.Profile, title: str, top: int = 25) -> None:
-    s = io.StringIO()
-    ps = pstats.Stats(prof, stream=s)
-    ps.sort_stats("tottime").print_stats(top)
-    print(f"\n--- cProfile of {title} (sorted by own time) ---", file=sys.stderr)
-    print(s.getvalue(), file=sys.stderr)
 
 
 def main() -> None:

@@ -40,13 +40,8 @@ the ratio is of medians. The goal is >= 1.0x.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
-import io
-import json
 import os
-import platform
-import pstats
 import re
 import shutil
 import signal
@@ -67,12 +62,10 @@ import yaml
 from emitter.core.engine import Load, Simulation
 from emitter.core.model import Model
 from emitter.encode.otlp import encode_otlp
-from emitter.runtime.pacing import Speed
-from emitter.runtime.runner import Runner
 from emitter.sinks.otlp import OtlpSettings, OtlpSink, parse_otlp_uri
 from emitter.workflow import Workflow, load_workflow
 
-from .common import RESULTS
+from .common import print_profile, run_at_max_speed, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / "deploy" / "local"
@@ -322,20 +315,10 @@ def emitter_run(
     wf: Workflow, col: Collector, sessions: int, query: str, profile: cProfile.Profile | None = None
 ) -> dict[str, Any]:
     sink = TimedOtlpSink(parse_otlp_uri(f"otlp://{col.endpoint}{query}", environ={}))
-    sim = Simulation(Model(wf), SEED, Load(sessions=sessions), START)
-    runner = Runner(sim, [sink], Speed(None))
     cpu0 = time.process_time()
-    if profile is not None:
-        profile.enable()
-    try:
-        asyncio.run(runner.run())
-    finally:
-        if profile is not None:
-            profile.disable()
+    st = run_at_max_speed(wf, sink, sessions, SEED, START, profile)
     cpu = time.process_time() - cpu0
-    st, ss = runner.stats, sink.stats
-    if st.error or ss.failed or ss.dropped or ss.acked != st.events:
-        raise RuntimeError(f"emitter run incomplete: {st.error}, {ss}")
+    ss = sink.stats
     res = measure(col, sink.t_ready)
     if res["spans_received"] != sink.spans_acked:
         raise RuntimeError(f"collector wrote {res['spans_received']:,} spans, the sink had {sink.spans_acked:,} acked")
@@ -359,14 +342,6 @@ def emitter_run(
 # --------------------------------------------------------------------------- reporting
 
 
-def write_result(name: str, res: dict[str, Any]) -> None:
-    res.setdefault("python", platform.python_version())
-    res.setdefault("machine", platform.machine())
-    res.setdefault("cpus", os.cpu_count())
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2))
-
-
 def breakdown(wf: Workflow, sessions: int, main_thread_cpu_s: float) -> dict[str, float]:
     """Without the profiler: CPU s of the engine alone and of encode_otlp alone over the same run's batches;
     the main thread's remainder (its CPU in the real run - encode) is the gRPC transport and asyncio."""
@@ -387,18 +362,6 @@ def breakdown(wf: Workflow, sessions: int, main_thread_cpu_s: float) -> dict[str
         "encode_us_per_span": encode / spans * 1e6,
         "transport_us_per_span": (main_thread_cpu_s - encode) / spans * 1e6,
     }
-
-
-def print_profile(prof: cProfile.Profile, title: str, top: int = 30) -> None:
-    s = io.StringIO()
-    ps = pstats.Stats(prof, stream=s)
-    ps.sort_stats("tottime").print_stats(top)
-    print(f"\n--- cProfile of {title} (sorted by own time; main thread only) ---", file=sys.stderr)
-    print(s.getvalue(), file=sys.stderr)
-    s = io.StringIO()
-    ps = pstats.Stats(prof, stream=s)
-    ps.sort_stats("cumulative").print_stats(r"encode_otlp|otlp\.py.*export|_send|batches|_step|runner", 25)
-    print(s.getvalue(), file=sys.stderr)
 
 
 def tune(col_bin: Path, binary: Path, workdir: Path, settle: float, duration: float) -> tuple[int, int]:
@@ -488,7 +451,12 @@ def main() -> None:
             prof = cProfile.Profile()
             with Collector(col_bin, tmp, a.settle) as col:
                 r = emitter_run(wfs[label], col, sessions[label], a.sink_query, prof)
-            print_profile(prof, f"one emitter {label} run ({r['rate']:,.0f} spans/s under the profiler)")
+            print_profile(
+                prof,
+                f"one emitter {label} run ({r['rate']:,.0f} spans/s under the profiler)",
+                top=30,
+                also=r"encode_otlp|otlp\.py.*export|_send|batches|_step|runner",
+            )
             prof_info["profiled_thread_cpu_s"] = r["thread_cpu_s"]
             b = prof_info
             print(

@@ -41,12 +41,11 @@ from .bench_kafka import (
     delete_topic,
     emitter_produce,
     kafka_tool,
-    print_profile,
     require_broker,
     sink_uri,
     unique_topic,
-    write_result,
 )
+from .common import print_profile, write_result
 
 
 def fill_topic(wf: Workflow, bootstrap: str, topic: str, sessions: int, partitions: int) -> int:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import cProfile
+import io
 import json
+import os
 import platform
+import pstats
 import statistics
 import sys
 import time
@@ -64,3 +69,48 @@ def compare(
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2))
     return res
+
+
+def write_result(name: str, res: dict[str, Any]) -> None:
+    """``bench/results/NAME.json``, with the interpreter and machine it was measured on."""
+    res.setdefault("python", platform.python_version())
+    res.setdefault("machine", platform.machine())
+    res.setdefault("cpus", os.cpu_count())
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(res, indent=2))
+
+
+def print_profile(prof: cProfile.Profile, title: str, top: int = 25, also: str | None = None) -> None:
+    """The top functions by own time on stderr (and, with ``also``, a cumulative view of matching ones)."""
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(top)
+    print(f"\n--- cProfile of {title} (sorted by own time) ---", file=sys.stderr)
+    print(s.getvalue(), file=sys.stderr)
+    if also:
+        s = io.StringIO()
+        pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats(also, 25)
+        print(s.getvalue(), file=sys.stderr)
+
+
+def run_at_max_speed(
+    wf: Any, sink: Any, sessions: int, seed: int, start_us: int, profile: cProfile.Profile | None = None
+) -> Any:
+    """Simulate ``sessions`` of ``wf`` into ``sink`` as fast as possible; the run's stats, or an error if any
+    event was not acknowledged."""
+    from emitter.core.engine import Load, Simulation
+    from emitter.core.model import Model
+    from emitter.runtime.pacing import Speed
+    from emitter.runtime.runner import Runner
+
+    runner = Runner(Simulation(Model(wf), seed, Load(sessions=sessions), start_us), [sink], Speed(None))
+    if profile is not None:
+        profile.enable()
+    try:
+        asyncio.run(runner.run())
+    finally:
+        if profile is not None:
+            profile.disable()
+    st, ss = runner.stats, sink.stats
+    if st.error or ss.failed or ss.dropped or ss.acked != st.events:
+        raise RuntimeError(f"emitter run incomplete: {st.error}, {ss}")
+    return st
