@@ -13,8 +13,8 @@ import heapq
 import random
 from collections.abc import Iterator
 
+from emitter.inputs.workflow import load_workflow
 from emitter.sinks.basic import NullSink
-from emitter.workflow import load_workflow
 
 from .common import compare, run_at_max_speed
 

@@ -38,12 +38,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emitter.core.engine import Load, Simulation
+from emitter.clients.kafka import parse_kafka_uri
+from emitter.core.engine import Simulation
+from emitter.core.load import Load
 from emitter.core.model import Model
+from emitter.core.spec import Workflow
+from emitter.inputs.workflow import load_workflow
 from emitter.sinks.basic import jsonl_of
 from emitter.sinks.kafka import KafkaSink
-from emitter.sinks.kafka_config import parse_kafka_uri
-from emitter.workflow import Workflow, load_workflow
 
 from .common import RESULTS, print_profile, run_at_max_speed, write_result
 

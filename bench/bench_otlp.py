@@ -59,11 +59,13 @@ from typing import Any
 import orjson
 import yaml
 
-from emitter.core.engine import Load, Simulation
+from emitter.core.engine import Simulation
+from emitter.core.load import Load
 from emitter.core.model import Model
+from emitter.core.spec import Workflow
 from emitter.encode.otlp import encode_otlp
+from emitter.inputs.workflow import load_workflow
 from emitter.sinks.otlp import OtlpSettings, OtlpSink, parse_otlp_uri
-from emitter.workflow import Workflow, load_workflow
 
 from .common import print_profile, run_at_max_speed, write_result
 

@@ -32,8 +32,9 @@ import time
 import uuid
 from typing import Any
 
+from emitter.core.spec import Workflow
+from emitter.inputs.workflow import load_workflow
 from emitter.validate.live import LiveOptions, validate_kafka
-from emitter.workflow import Workflow, load_workflow
 
 from .bench_kafka import (
     ROOT,

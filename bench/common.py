@@ -97,7 +97,8 @@ def run_at_max_speed(
 ) -> Any:
     """Simulate ``sessions`` of ``wf`` into ``sink`` as fast as possible; the run's stats, or an error if any
     event was not acknowledged."""
-    from emitter.core.engine import Load, Simulation
+    from emitter.core.engine import Simulation
+    from emitter.core.load import Load
     from emitter.core.model import Model
     from emitter.runtime.pacing import Speed
     from emitter.runtime.runner import Runner

@@ -6,10 +6,12 @@ import asyncio
 from pathlib import Path
 
 from emitter.core.batch import EventBatch, concat
-from emitter.core.engine import Load, Simulation
+from emitter.core.engine import Simulation
+from emitter.core.load import Load
 from emitter.core.model import Model
+from emitter.core.spec import Workflow
 from emitter.encode.jsonl import encode_jsonl
-from emitter.workflow import Workflow, load_workflow
+from emitter.inputs.workflow import load_workflow
 
 ROOT = Path(__file__).resolve().parent.parent
 START_US = 1_767_225_600_000_000

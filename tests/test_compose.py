@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from emitter.cli import build_parser
-from emitter.sinks.kafka_config import parse_kafka_uri
-from emitter.workflow import load_workflow
+from emitter.clients.kafka import parse_kafka_uri
+from emitter.inputs.workflow import load_workflow
 
 from .conftest import ROOT
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from emitter.core.batch import EventBatch
-from emitter.core.engine import BLOCK, Load
+from emitter.core.engine import BLOCK
+from emitter.core.load import Load
 from emitter.encode import jsonl
 from emitter.encode.jsonl import (
     encode_jsonl,
@@ -22,7 +23,7 @@ from emitter.encode.jsonl import (
     millis,
     timestamps,
 )
-from emitter.workflow import load_workflow, loads_workflow
+from emitter.inputs.workflow import load_workflow, loads_workflow
 
 from .helpers import ROOT, START_US, all_events, ecommerce, simulate, stream_bytes
 
@@ -295,8 +296,8 @@ def test_compiled_kernels_change_nothing() -> None:
     import sys
 
     code = (
-        "import sys; from tests.helpers import stream_bytes, ROOT; from emitter.workflow import load_workflow; "
-        "from emitter.core.engine import Load; "
+        "import sys; from tests.helpers import stream_bytes, ROOT; from emitter.inputs.workflow import load_workflow; "
+        "from emitter.core.load import Load; "
         "sys.stdout.buffer.write(stream_bytes(load_workflow(ROOT / 'workflows' / 'microservices.yaml'), 4, "
         "Load(sessions=3000)))"
     )

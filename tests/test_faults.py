@@ -10,14 +10,15 @@ import pytest
 
 from emitter.core.batch import EventBatch, concat
 from emitter.core.calls import CallTrees
-from emitter.core.engine import Load, Profile, Simulation
+from emitter.core.engine import Simulation
 from emitter.core.faults import CascadePreset, Dynamics, Fault, Reactions, RetryPolicy
+from emitter.core.load import Load, RampProfile, Spike, SpikesProfile
 from emitter.core.model import Model
 from emitter.encode.jsonl import encode_jsonl
+from emitter.inputs.workflow import load_workflow
 from emitter.validate.assemble import Assembler
 from emitter.validate.report import build_report
 from emitter.validate.sources import feed_lines
-from emitter.workflow import load_workflow
 
 from .conftest import WORKFLOWS, run_cli
 
@@ -40,7 +41,7 @@ def window(b: EventBatch, f: Fault) -> np.ndarray:
     return (t >= f.start_us) & (t < f.end_us)
 
 
-PAY_SLOW = Fault("pay-slow", "latency", service="payment", start_us=3 * MIN, duration_us=4 * MIN, factor=5)
+PAY_SLOW = Fault.of("pay-slow", "latency", service="payment", start_us=3 * MIN, duration_us=4 * MIN, factor=5)
 
 
 def test_labels_exactly_inside_the_window_on_the_affected_path() -> None:
@@ -78,7 +79,7 @@ def test_untouched_calls_are_exactly_as_without_the_fault() -> None:
 
 
 def test_latency_rises_by_the_configured_factor_on_a_leaf() -> None:
-    f = Fault("inv-slow", "latency", service="inventory", start_us=2 * MIN, duration_us=10 * MIN, factor=4)
+    f = Fault.of("inv-slow", "latency", service="inventory", start_us=2 * MIN, duration_us=10 * MIN, factor=4)
     base, slow = run(Dynamics(), 8000), run(Dynamics(faults=(f,)), 8000)
     ep = "/api/v1/inventory/{id}"  # handled by inventory, which calls nobody
     sel_b = window(base, f) & (names(base) == ep)
@@ -89,7 +90,7 @@ def test_latency_rises_by_the_configured_factor_on_a_leaf() -> None:
 
 
 def test_add_ms_and_ramps() -> None:
-    f = Fault(
+    f = Fault.of(
         "inv-add",
         "latency",
         service="inventory",
@@ -110,7 +111,7 @@ def test_add_ms_and_ramps() -> None:
 
 
 def test_error_rate_rises_by_the_configured_amount() -> None:
-    f = Fault("inv-err", "errors", service="inventory", start_us=2 * MIN, duration_us=10 * MIN, rate=0.3, status=503)
+    f = Fault.of("inv-err", "errors", service="inventory", start_us=2 * MIN, duration_us=10 * MIN, rate=0.3, status=503)
     b = run(Dynamics(faults=(f,)), 8000)
     sel = window(b, f) & (names(b) == "/api/v1/inventory/{id}")
     n = int(sel.sum())
@@ -122,7 +123,7 @@ def test_error_rate_rises_by_the_configured_amount() -> None:
 
 
 def test_outage_fails_fast_and_callers_fail_with_it() -> None:
-    f = Fault("inv-down", "outage", service="inventory", start_us=2 * MIN, duration_us=5 * MIN)
+    f = Fault.of("inv-down", "outage", service="inventory", start_us=2 * MIN, duration_us=5 * MIN)
     b = run(Dynamics(faults=(f,)))
     w = window(b, f)
     inv = w & (names(b) == "/api/v1/inventory/{id}")
@@ -139,7 +140,7 @@ def test_outage_fails_fast_and_callers_fail_with_it() -> None:
 
 def test_timeout_becomes_504_after_the_callers_timeout() -> None:
     # shipping declares timeout_ms: 2000; a hung shipping makes orders (its caller) answer 504 after ~2 s
-    f = Fault("ship-hang", "timeout", service="shipping", start_us=2 * MIN, duration_us=10 * MIN, hang_ms=60_000)
+    f = Fault.of("ship-hang", "timeout", service="shipping", start_us=2 * MIN, duration_us=10 * MIN, hang_ms=60_000)
     b = run(Dynamics(faults=(f,)), 8000)
     w = window(b, f)
     orders = w & (names(b) == "/api/v1/orders")
@@ -155,7 +156,7 @@ def test_timeout_becomes_504_after_the_callers_timeout() -> None:
 
 
 def test_retries_follow_the_policy() -> None:
-    f = Fault("inv-err", "errors", service="inventory", start_us=2 * MIN, duration_us=10 * MIN, rate=1.0, status=503)
+    f = Fault.of("inv-err", "errors", service="inventory", start_us=2 * MIN, duration_us=10 * MIN, rate=1.0, status=503)
     pol = RetryPolicy(max_attempts=3, backoff_ms=100, multiplier=2, jitter=0.2)
     b = run(Dynamics(faults=(f,), retry=pol))
     rows = [r for r in b.to_dicts() if r["endpoint"] == "/api/v1/inventory/{id}"]
@@ -181,7 +182,7 @@ def test_retries_follow_the_policy() -> None:
 
 
 def test_users_abandon_after_errors() -> None:
-    f = Fault("inv-down", "outage", service="inventory", start_us=2 * MIN, duration_us=5 * MIN)
+    f = Fault.of("inv-down", "outage", service="inventory", start_us=2 * MIN, duration_us=5 * MIN)
     b = run(Dynamics(faults=(f,), reactions=Reactions(abandon=1.0)))
     ab = b.cols["end"] == 3
     assert ab.sum() > 100
@@ -199,7 +200,7 @@ def test_users_abandon_after_errors() -> None:
 
 
 def test_faulted_stream_without_abandonment_passes_the_validator() -> None:
-    f = Fault("inv-down", "outage", service="inventory", start_us=2 * MIN, duration_us=5 * MIN)
+    f = Fault.of("inv-down", "outage", service="inventory", start_us=2 * MIN, duration_us=5 * MIN)
     b = run(Dynamics(faults=(f,), retry=RetryPolicy(max_attempts=3)), 8000)
     asm = Assembler(MICRO)
     feed_lines(asm, iter(encode_jsonl(b).splitlines()))
@@ -209,7 +210,7 @@ def test_faulted_stream_without_abandonment_passes_the_validator() -> None:
 
 
 def test_abandonment_is_reported_as_the_effective_chain() -> None:
-    f = Fault("inv-down", "outage", service="inventory", start_us=2 * MIN, duration_us=5 * MIN)
+    f = Fault.of("inv-down", "outage", service="inventory", start_us=2 * MIN, duration_us=5 * MIN)
     b = run(Dynamics(faults=(f,), reactions=Reactions(abandon=0.8)), 8000)
     asm = Assembler(MICRO)
     feed_lines(asm, iter(encode_jsonl(b).splitlines()))
@@ -240,7 +241,7 @@ def test_cascade_preset_matches_the_seed_description() -> None:
 
 
 def test_everything_stays_deterministic_by_seed() -> None:
-    f = Fault("inv-err", "errors", service="inventory", start_us=2 * MIN, duration_us=5 * MIN, rate=0.5)
+    f = Fault.of("inv-err", "errors", service="inventory", start_us=2 * MIN, duration_us=5 * MIN, rate=0.5)
     dyn = Dynamics(
         faults=(f,),
         retry=RetryPolicy(max_attempts=3),
@@ -253,7 +254,7 @@ def test_everything_stays_deterministic_by_seed() -> None:
 
 
 def test_ramp_profile_shapes_arrivals() -> None:
-    prof = Profile("ramp", a=1.0, b=4.0, start_s=0, over_s=600)
+    prof = RampProfile(a=1.0, b=4.0, start=0, over=600)
     sim = Simulation(Model(MICRO), 1, Load(duration_s=600, arrival_rate=5, profile=prof), START)
     b = concat(list(sim.batches()))
     firsts = b.cols["t"][(b.cols["seq"] == 0) & (b.cols["attempt"] == 1)] / 1e6
@@ -447,7 +448,7 @@ random_faults:
 
 
 def test_spike_profile_raises_the_rate_inside_the_spike() -> None:
-    prof = Profile("spikes", spikes=((300.0, 120.0, 4.0),))
+    prof = SpikesProfile(spikes=(Spike(at=300.0, duration=120.0, factor=4.0),))
     sim = Simulation(Model(MICRO), 2, Load(duration_s=900, arrival_rate=4, profile=prof), START)
     b = concat(list(sim.batches()))
     firsts = b.cols["t"][(b.cols["seq"] == 0) & (b.cols["attempt"] == 1)] / 1e6

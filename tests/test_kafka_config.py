@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emitter.clients.kafka import parse_kafka_uri
 from emitter.errors import ConfigError
 from emitter.sinks.kafka import murmur2_partition
-from emitter.sinks.kafka_config import parse_kafka_uri
 
 
 def test_properties_map_to_the_client() -> None:

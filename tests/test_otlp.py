@@ -13,18 +13,19 @@ import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from emitter.core.batch import EventBatch, concat
-from emitter.core.engine import Load, Simulation
+from emitter.core.engine import Simulation
 from emitter.core.faults import CascadePreset, Dynamics, Fault, Reactions, RetryPolicy
+from emitter.core.load import Load
 from emitter.core.model import END_REASONS, Model
 from emitter.encode import otlp
 from emitter.encode.jsonl import encode_jsonl
 from emitter.encode.otlp import encode_otlp, encode_otlp_numba, encode_otlp_python
 from emitter.errors import ConfigError
+from emitter.inputs.workflow import load_workflow, parse_workflow
 from emitter.sinks.otlp import parse_otlp_uri
 from emitter.validate.assemble import Assembler
 from emitter.validate.otlp import Sessionizer, root_calls_from_proto
 from emitter.validate.report import build_report
-from emitter.workflow import load_workflow, parse_workflow
 
 from .conftest import WORKFLOWS
 
@@ -47,7 +48,9 @@ def spans_of(batch):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def faulted():  # type: ignore[no-untyped-def]
-    f = Fault("pay-err", "errors", service="fraud", start_us=60_000_000, duration_us=600_000_000, rate=0.5, status=500)
+    f = Fault.of(
+        "pay-err", "errors", service="fraud", start_us=60_000_000, duration_us=600_000_000, rate=0.5, status=500
+    )
     sim = Simulation(
         Model(MICRO), 3, Load(sessions=400), START, dynamics=Dynamics(faults=(f,), retry=RetryPolicy(max_attempts=3))
     )
@@ -193,14 +196,14 @@ def _rough(wf, seed: int = 5, sessions: int = 300) -> EventBatch:  # type: ignor
     """A run with errors, timeouts, retries, abandons and the cascade preset (anomalous calls of every role)."""
     svc = list(wf.services)
     faults = [
-        Fault("errs", "errors", endpoint=wf.states[0], start_us=0, duration_us=10**12, rate=0.3, status=500),
-        Fault("slow", "latency", endpoint=wf.states[-1], start_us=0, duration_us=10**12, factor=5.0),
+        Fault.of("errs", "errors", endpoint=wf.states[0], start_us=0, duration_us=10**12, rate=0.3, status=500),
+        Fault.of("slow", "latency", endpoint=wf.states[-1], start_us=0, duration_us=10**12, factor=5.0),
     ]
     if svc:
         faults += [
-            Fault("down", "outage", service=svc[-1], start_us=30_000_000, duration_us=60_000_000),
-            Fault("hang", "timeout", service=svc[len(svc) // 2], start_us=0, duration_us=10**12, rate=0.2),
-            Fault("teapot", "errors", service=svc[0], start_us=0, duration_us=10**12, rate=0.1, status=599),
+            Fault.of("down", "outage", service=svc[-1], start_us=30_000_000, duration_us=60_000_000),
+            Fault.of("hang", "timeout", service=svc[len(svc) // 2], start_us=0, duration_us=10**12, rate=0.2),
+            Fault.of("teapot", "errors", service=svc[0], start_us=0, duration_us=10**12, rate=0.1, status=599),
         ]
     dyn = Dynamics(
         faults=tuple(faults),

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from emitter.core.batch import EventBatch
-from emitter.core.engine import Load
+from emitter.core.load import Load
 from emitter.runtime.pacing import Clock, Speed, parse_speed
 from emitter.runtime.runner import Runner
 from emitter.sinks.base import Sink, SinkError, open_sink

@@ -11,13 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from emitter.core.engine import Load
+from emitter.core.load import Load
+from emitter.core.spec import EXIT, Workflow
 from emitter.encode.jsonl import encode_jsonl
+from emitter.inputs.workflow import loads_workflow, parse_workflow
 from emitter.validate.assemble import Assembler
 from emitter.validate.report import build_report
 from emitter.validate.sources import feed_lines
 from emitter.validate.stats import holm, pearson_gof, wilson
-from emitter.workflow import EXIT, Workflow, loads_workflow, parse_workflow
 
 from .helpers import ecommerce, simulate
 
@@ -185,7 +186,7 @@ def test_memory_is_bounded_by_evicting_finished_sessions() -> None:
 
 
 def test_per_user_type_rows_when_types_override_the_chain() -> None:
-    from emitter.workflow import load_workflow
+    from emitter.inputs.workflow import load_workflow
 
     from .helpers import ROOT
 

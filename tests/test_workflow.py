@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from emitter.core.spec import EXIT
 from emitter.errors import ConfigError
-from emitter.workflow import EXIT, load_workflow, loads_workflow, parse_workflow
+from emitter.inputs.workflow import load_workflow, loads_workflow, parse_workflow, workflow_yaml
 
 from .conftest import WORKFLOWS, run_cli
 
@@ -105,10 +106,10 @@ def test_microservices_has_a_service_graph() -> None:
 def test_round_trip_reloads_identically() -> None:
     for path in sorted(WORKFLOWS.glob("*.yaml")):
         wf = load_workflow(path)
-        again = loads_workflow(wf.to_yaml(), "dumped.yaml")
+        again = loads_workflow(workflow_yaml(wf), "dumped.yaml")
         assert again.to_dict() == wf.to_dict()
         assert again.digest == wf.digest
-        assert loads_workflow(again.to_yaml()).to_yaml() == again.to_yaml()
+        assert workflow_yaml(loads_workflow(workflow_yaml(again))) == workflow_yaml(again)
 
 
 def test_extensions_are_read() -> None:

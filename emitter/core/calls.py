@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..workflow import Workflow
 from ._kernels import categorical
 from .dist import Dist, DistTable
-from .faults import Dynamics, Fault
+from .faults import Dynamics, Fault, NodeState
+from .spec import Workflow
 
 __all__ = ["NET_US", "CallResult", "CallTrees", "call_outcomes"]
 
@@ -29,7 +29,6 @@ DEFAULT_SERVICE_LATENCY = Dist.lognormal_mean(10.0, 0.5)
 HEALTHY_SHARE = 0.8  # descendants take at most this share of the declared latency
 MAX_NODES = 64
 MAX_DEPTH = 8
-OUTAGE_US = 1_000  # a refused call fails after about a millisecond
 
 I64 = npt.NDArray[np.int64]
 
@@ -195,6 +194,7 @@ def call_outcomes(
     fstatus = np.zeros((n, K), np.int16)
     fstatus[:, 0] = np.where(_failing(base_status) | (base_status >= 400), base_status, 0)
     cut = np.zeros((n, K), bool)
+    nodes = NodeState(own, fstatus, cut)
     for i, f, inten in active_faults:
         tsvc, tep = fault_targets[i]
         on = inten > 0
@@ -208,23 +208,8 @@ def call_outcomes(
         hit = match.any(axis=1)
         fmask[hit] |= np.uint64(1) << np.uint64(i)
         role = np.where(match[:, 0], 1, np.where(hit & (role == 0), 2, role)).astype(np.int8)
-        level = np.broadcast_to(inten[:, None], (n, K))
-        if f.kind == "latency":
-            own = np.where(match, own * (1 + (f.factor - 1) * level) + f.add_ms * 1000 * level, own)
-        else:
-            u = r_fault.random((n, K))
-            if f.kind == "errors":
-                e = match & (u < f.rate * level)
-                fstatus[e] = f.status
-            elif f.kind == "timeout":
-                h = match & (u < f.rate * level)
-                own[h] = f.hang_ms * 1000
-                cut |= h
-            elif f.kind == "outage":
-                o = match & (u < level)
-                fstatus[o] = 503
-                own[o] = OUTAGE_US
-                cut |= o
+        f.apply(nodes, match, np.broadcast_to(inten[:, None], (n, K)), r_fault)
+    own, fstatus, cut = nodes.own, nodes.status, nodes.cut
     for j in range(1, K):  # a hung or refused node calls nobody
         p = parent[:, j]
         valid[:, j] &= valid[rows, p] & ~cut[rows, p]

@@ -1,4 +1,4 @@
-"""Positive-valued distributions (latencies, think times, pauses), parsed from YAML and sampled in bulk.
+"""Positive-valued distributions (latencies, think times, pauses), sampled in bulk.
 
 A distribution is a mixture of components; each component is one of a few kinds whose draws are a
 transform of one standard normal or one uniform. A :class:`DistTable` packs the distributions of many
@@ -8,19 +8,16 @@ owners (one per endpoint, say) so that a whole vector of owners is sampled with 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..checks import Checker, Path
 from ._kernels import categorical
 
-__all__ = ["Component", "Dist", "DistTable", "parse_dist"]
-
-_Z99 = 2.3263478740408408  # standard normal quantile at 0.99
+__all__ = ["CONSTANT", "EXPONENTIAL", "LOGNORMAL", "NORMAL", "UNIFORM", "Component", "Dist", "DistTable"]
 
 CONSTANT, UNIFORM, EXPONENTIAL, LOGNORMAL, NORMAL = range(5)
 _KIND_NAMES = {
@@ -29,13 +26,6 @@ _KIND_NAMES = {
     "exponential": EXPONENTIAL,
     "lognormal": LOGNORMAL,
     "normal": NORMAL,
-}
-_KEYS = {
-    "constant": ("value",),
-    "uniform": ("min", "max"),
-    "exponential": ("mean",),
-    "lognormal": ("p50", "p99", "mean", "stddev", "mu", "sigma"),
-    "normal": ("mean", "stddev", "min"),
 }
 
 
@@ -100,120 +90,6 @@ class Dist:
             "dist": "mixture",
             "components": [{"weight": w, **one(c)} for w, c in zip(self.weights, self.components, strict=True)],
         }
-
-
-def _component(ck: Checker, node: Mapping[str, Any], path: Path, kind_name: str) -> Component | None:
-    keys = _KEYS[kind_name]
-    ck.unknown_keys({k: v for k, v in node.items() if k not in ("dist", "weight")}, keys, path)
-
-    def num(key: str, **kw: bool) -> float | None:
-        if key not in node:
-            ck.error((*path, key), f"missing for a {kind_name} distribution")
-            return None
-        return ck.number(node[key], (*path, key), **kw)
-
-    if kind_name == "constant":
-        v = num("value", positive=True)
-        return None if v is None else Component(CONSTANT, v, 0.0, 0.0, (("value", v),))
-    if kind_name == "uniform":
-        lo, hi = num("min", non_negative=True), num("max", positive=True)
-        if lo is None or hi is None:
-            return None
-        if hi < lo:
-            ck.error((*path, "max"), f"max {hi:g} is below min {lo:g}")
-            return None
-        return Component(UNIFORM, lo, hi, 0.0, (("min", lo), ("max", hi)))
-    if kind_name == "exponential":
-        m = num("mean", positive=True)
-        return None if m is None else Component(EXPONENTIAL, m, 0.0, 0.0, (("mean", m),))
-    if kind_name == "normal":
-        m, s = num("mean", positive=True), num("stddev", non_negative=True)
-        floor = ck.number(node.get("min", 0.0), (*path, "min"), non_negative=True)
-        if m is None or s is None or floor is None:
-            return None
-        spec = (("mean", m), ("stddev", s)) + ((("min", floor),) if "min" in node else ())
-        return Component(NORMAL, m, s, floor, spec)
-    # lognormal: exactly one parameterisation
-    given = {k for k in ("p50", "p99", "mean", "stddev", "mu", "sigma") if k in node}
-    if given == {"p50", "p99"}:
-        p50, p99 = num("p50", positive=True), num("p99", positive=True)
-        if p50 is None or p99 is None:
-            return None
-        if p99 <= p50:
-            ck.error((*path, "p99"), f"p99 {p99:g} must be above p50 {p50:g}")
-            return None
-        return Component(
-            LOGNORMAL,
-            math.log(p50),
-            (math.log(p99) - math.log(p50)) / _Z99,
-            0.0,
-            (("p50", p50), ("p99", p99)),
-        )
-    if given == {"mean", "stddev"}:
-        m, s = num("mean", positive=True), num("stddev", positive=True)
-        if m is None or s is None:
-            return None
-        sigma2 = math.log1p((s / m) ** 2)
-        return Component(LOGNORMAL, math.log(m) - sigma2 / 2, math.sqrt(sigma2), 0.0, (("mean", m), ("stddev", s)))
-    if given == {"mean", "sigma"}:
-        m, sg = num("mean", positive=True), num("sigma", non_negative=True)
-        if m is None or sg is None:
-            return None
-        return Component(LOGNORMAL, math.log(m) - sg * sg / 2, sg, 0.0, (("mean", m), ("sigma", sg)))
-    if given == {"mu", "sigma"}:
-        mu = ck.number(node["mu"], (*path, "mu"))
-        sg = num("sigma", non_negative=True)
-        if mu is None or sg is None:
-            return None
-        return Component(LOGNORMAL, mu, sg, 0.0, (("mu", mu), ("sigma", sg)))
-    ck.error(
-        path,
-        f"a lognormal needs exactly one of: p50+p99, mean+stddev, mean+sigma, mu+sigma; got {sorted(given) or 'none'}",
-    )
-    return None
-
-
-def parse_dist(ck: Checker, value: Any, path: Path) -> Dist | None:
-    """Parse ``{dist: lognormal, p50: 80, p99: 400}`` and friends; a bare number means a constant."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        v = ck.number(value, path, positive=True)
-        return None if v is None else Dist((Component(CONSTANT, v, 0.0, 0.0, (("value", v),)),), (1.0,))
-    node = ck.mapping(value, path, what="a distribution such as {dist: lognormal, p50: 80, p99: 400}")
-    if node is None:
-        return None
-    kind = node.get("dist")
-    if kind == "mixture":
-        ck.unknown_keys(node, ("dist", "components"), path)
-        comps_node = ck.sequence(node.get("components"), (*path, "components"))
-        if comps_node is None:
-            return None
-        comps: list[Component] = []
-        weights: list[float] = []
-        for i, c in enumerate(comps_node):
-            cpath = (*path, "components", i)
-            cnode = ck.mapping(c, cpath)
-            if cnode is None:
-                continue
-            w = ck.number(cnode.get("weight"), (*cpath, "weight"), positive=True)
-            sub = cnode.get("dist")
-            if sub not in _KEYS:
-                ck.error((*cpath, "dist"), f"unknown distribution {sub!r} (expected one of: {', '.join(_KEYS)})")
-                continue
-            comp = _component(ck, cnode, cpath, sub)
-            if comp is not None and w is not None:
-                comps.append(comp)
-                weights.append(w)
-        if not comps:
-            if comps_node is not None and not comps_node:
-                ck.error((*path, "components"), "a mixture needs at least one component")
-            return None
-        total = math.fsum(weights)
-        return Dist(tuple(comps), tuple(w / total for w in weights))
-    if kind not in _KEYS:
-        ck.error((*path, "dist"), f"unknown distribution {kind!r} (expected one of: {', '.join(_KEYS)}, mixture)")
-        return None
-    comp = _component(ck, node, path, kind)
-    return None if comp is None else Dist((comp,), (1.0,))
 
 
 class DistTable:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,115 +20,18 @@ import numpy.typing as npt
 from ._kernels import categorical
 from .batch import EventBatch, RunContext
 from .calls import CallTrees, call_outcomes
-from .dist import Dist, DistTable
+from .dist import DistTable
 from .faults import MAX_FAULTS, Dynamics
 from .ids import MAX_ATTEMPT, event_key, mix64
+from .load import Load
 from .model import END_ABANDON, END_CAP, END_EXIT, END_NONE, PARAM_CHOICE, PARAM_INT, PARAM_USER, Model
+from .streams import id_keys, stream
 
-__all__ = ["DEFAULT_ARRIVAL_RATE", "Load", "Simulation"]
+__all__ = ["Simulation", "run_identity"]
 
-DEFAULT_ARRIVAL_RATE = 10.0  # sessions per simulated second, when nothing else sets the load
-DEFAULT_POPULATION = 10_000
-DEFAULT_USER_PAUSE = Dist.lognormal_mean(30.0, 1.0)  # seconds between a closed-model user's sessions
 BLOCK = 8192  # sessions simulated together; fixed, so the random streams do not depend on anything else
 
 I64 = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How the open model's arrival rate varies: a multiplier of the base rate over simulated time.
-
-    ``constant``; ``ramp`` (from ``a`` to ``b`` times the rate over [``start_s``, ``start_s + over_s``]);
-    ``diurnal`` (1 + ``amplitude`` x cos, period ``period_s``, peak at ``peak_s``); ``spikes`` (``spikes``:
-    tuples of (at_s, duration_s, factor)).
-    """
-
-    kind: str = "constant"
-    a: float = 1.0
-    b: float = 1.0
-    start_s: float = 0.0
-    over_s: float = 1.0
-    amplitude: float = 0.0
-    period_s: float = 86_400.0
-    peak_s: float = 0.0
-    spikes: tuple[tuple[float, float, float], ...] = ()
-
-    def multiplier(self, t_us: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        t = t_us / 1e6
-        if self.kind == "ramp":
-            x = np.clip((t - self.start_s) / self.over_s, 0.0, 1.0)
-            ramp: npt.NDArray[np.float64] = self.a + (self.b - self.a) * x
-            return ramp
-        if self.kind == "diurnal":
-            wave: npt.NDArray[np.float64] = 1.0 + self.amplitude * np.cos(2 * np.pi * (t - self.peak_s) / self.period_s)
-            return wave
-        out = np.ones(len(t))
-        for at, dur, factor in self.spikes:
-            out = np.where((t >= at) & (t < at + dur), np.maximum(out, factor), out)
-        return out
-
-    @property
-    def peak(self) -> float:
-        if self.kind == "ramp":
-            return max(self.a, self.b)
-        if self.kind == "diurnal":
-            return 1.0 + self.amplitude
-        return max([1.0, *(f for _, _, f in self.spikes)])
-
-
-@dataclass(frozen=True)
-class Load:
-    """How many sessions start, and when. Rates are for the whole run, in simulated time."""
-
-    sessions: int | None = None  # stop starting sessions after this many
-    duration_s: float | None = None  # stop starting sessions after this much simulated time
-    arrival_rate: float | None = None  # open model: new sessions per simulated second (Poisson)
-    users: int | None = None  # closed model: this many concurrent users
-    user_pause: Dist = DEFAULT_USER_PAUSE  # closed model: pause between a user's sessions (seconds)
-    population: int = DEFAULT_POPULATION  # open model: distinct users sessions are drawn from
-    profile: Profile | None = None  # open model: the rate over time (default constant)
-
-    @property
-    def closed(self) -> bool:
-        return self.users is not None
-
-    @property
-    def rate(self) -> float:
-        return self.arrival_rate if self.arrival_rate is not None else DEFAULT_ARRIVAL_RATE
-
-    @property
-    def bounded(self) -> bool:
-        return self.sessions is not None or self.duration_s is not None
-
-    def describe(self) -> str:
-        parts = []
-        if self.closed:
-            parts.append(f"closed model: {self.users} concurrent users, pause mean {self.user_pause.mean():g} s")
-        else:
-            parts.append(
-                f"open model: {self.rate:g} new sessions per simulated second (Poisson)"
-                + (f", {self.profile.kind} profile" if self.profile and self.profile.kind != "constant" else "")
-            )
-        if self.sessions is not None:
-            parts.append(f"{self.sessions} sessions")
-        if self.duration_s is not None:
-            parts.append(f"sessions start during the first {self.duration_s:g} simulated seconds")
-        if not self.bounded:
-            parts.append("until interrupted")
-        return "; ".join(parts)
-
-    def fingerprint(self) -> str:
-        return repr(
-            (
-                self.sessions,
-                self.duration_s,
-                self.arrival_rate if not self.closed else None,
-                self.users,
-                self.user_pause if self.closed else None,
-                self.population if not self.closed else None,
-            )
-        )
 
 
 def run_identity(model: Model, seed: int, load: Load, start_us: int, extra: str = "") -> str:
@@ -172,24 +74,18 @@ class Simulation:
         self.seed = seed
         self.load = load
         self.start_us = start_us
-        streams = np.random.SeedSequence(seed).spawn(9)
-        (
-            self._r_arrive,
-            self._r_user,
-            self._r_walk,
-            self._r_lat,
-            self._r_err,
-            self._r_think,
-            self._r_param,
-            _,  # stream 7 is unused: the id keys come from the run's identity below
-            self._r_fault,
-        ) = (np.random.default_rng(s) for s in streams)
+        self._r_arrive = stream(seed, "arrivals")
+        self._r_user = stream(seed, "users")
+        self._r_walk = stream(seed, "walk")
+        self._r_lat = stream(seed, "latency")
+        self._r_err = stream(seed, "errors")
+        self._r_think = stream(seed, "think")
+        self._r_param = stream(seed, "params")
+        self._r_fault = stream(seed, "faults")
         # ids are keyed by the run (seed, workflow, load, start): a repeat of the run repeats them, any other
         # run, even with the same seed, gets its own; several workflows of one run share the run's keys
         rid = run_id or run_identity(model, seed, load, start_us, run_extra)
-        base = seed if key_seed is None else key_seed
-        r_keys = np.random.default_rng(np.random.SeedSequence([base, int(rid, 16)]))
-        keys = tuple(int(k) for k in r_keys.integers(0, 2**63, 8, dtype=np.int64))
+        keys = id_keys(seed if key_seed is None else key_seed, rid)
         pop = load.users if load.closed else load.population
         self.ctx = RunContext(
             model,
@@ -346,7 +242,7 @@ class Simulation:
                         end[cur[quit_]] = END_ABANDON
                     if by_hand.any():
                         user_retries[who[by_hand]] += 1
-                        lo, hi = react.retry_pause_s
+                        lo, hi = react.RETRY_PAUSE_S
                         wait = np.where(
                             by_hand, np.rint((lo + (hi - lo) * self._r_fault.random(c)) * 1e6).astype(np.int64), wait
                         )
@@ -426,7 +322,7 @@ class Simulation:
             gaps = np.rint(self._r_arrive.standard_exponential(BLOCK) * mean_gap_us / peak).astype(np.int64)
             cand = last + np.cumsum(gaps)
             last = int(cand[-1])
-            if prof is not None and prof.kind != "constant":  # thinning: keep each at rate(t) / peak
+            if prof is not None and load.shaped:  # thinning: keep each at rate(t) / peak
                 keep = self._r_arrive.random(BLOCK) * peak < prof.multiplier(cand)
                 starts = cand[keep][:n]
                 if len(starts) == n:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ..workflow import EXIT, Workflow
 from .dist import DistTable
 from .ids import MAX_SEQ
+from .spec import EXIT, Workflow
 
 __all__ = ["END_ABANDON", "END_CAP", "END_EXIT", "END_NONE", "END_REASONS", "Model"]
 

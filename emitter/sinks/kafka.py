@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..clients.kafka import KafkaSettings, parse_kafka_uri
 from ..core.batch import SCHEMA_VERSION, EventBatch
 from ..core.ids import hex_ids
 from ..errors import ConfigError
 from .base import Sink, SinkError
 from .basic import jsonl_of
-from .kafka_config import KafkaSettings, parse_kafka_uri
 
 __all__ = ["KafkaSink", "kafka_sink", "murmur2_partition"]
 

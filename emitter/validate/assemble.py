@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from ..workflow import Workflow
+from ..core.spec import Workflow
 
 __all__ = ["Assembler", "Counts", "ObservedEvent"]
 

@@ -20,8 +20,8 @@ from typing import TextIO
 
 import msgspec
 
-from ..sinks.kafka_config import parse_kafka_uri
-from ..workflow import Workflow
+from ..clients.kafka import parse_kafka_uri
+from ..core.spec import Workflow
 from .assemble import Assembler, Counts, ObservedEvent
 from .otlp import Sessionizer, root_calls_from_proto
 from .readers import open_reader

@@ -47,8 +47,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..clients.kafka import KafkaSettings
 from ..errors import EmitterError
-from ..sinks.kafka_config import KafkaSettings
 
 __all__ = ["RawBatch", "RawReader", "parse_record_batches", "scan_record_batches"]
 

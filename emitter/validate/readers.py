@@ -15,8 +15,8 @@ import sys
 import uuid
 from typing import Any, Protocol
 
+from ..clients.kafka import KafkaSettings
 from ..errors import EmitterError
-from ..sinks.kafka_config import KafkaSettings
 
 __all__ = ["Reader", "open_reader"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..workflow import EXIT, Workflow
+from ..core.spec import EXIT, Workflow
 from .assemble import POOLED, Assembler, Counts
 from .stats import holm, pearson_gof, wilson
 

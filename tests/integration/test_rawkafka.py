@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from emitter.clients.kafka import parse_kafka_uri
 from emitter.errors import EmitterError
-from emitter.sinks.kafka_config import parse_kafka_uri
 from emitter.validate.rawkafka import RawReader
 
 from ..conftest import ROOT, WORKFLOWS, run_cli

@@ -1,23 +1,39 @@
-"""Run options, declared once: the CLI, scenario files and the environment all read this table."""
+"""Run options, declared once: the command line's flags, the scenario file's keys and the ``EMITTER_<NAME>``
+environment variables all read this table, and each option's default lives here and nowhere else.
+
+Precedence, highest first: the command line, the environment, the scenario file, the default.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .runtime.pacing import Speed, parse_speed
+from ..core.load import DEFAULT_ARRIVAL_RATE, DEFAULT_POPULATION
+from ..errors import ConfigError
+from ..runtime.pacing import Speed, parse_speed
+from .convert import register_parser
 
-__all__ = ["OPTIONS", "Option", "parse_duration", "parse_start"]
+__all__ = [
+    "OPTIONS",
+    "Option",
+    "from_environment",
+    "option",
+    "parse_duration",
+    "parse_start",
+    "resolve",
+]
 
 _DUR = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+ENV_PREFIX = "EMITTER_"
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: Any) -> float:
     """Seconds from ``90``, ``90s``, ``5m``, ``1h30m``, ``2d``."""
     t = str(text).strip().lower()
     try:
@@ -37,7 +53,14 @@ def parse_duration(text: str) -> float:
     return v
 
 
-def parse_start(text: str) -> int | None:
+def parse_offset(text: Any) -> float:
+    """A duration that may be zero (a start offset): ``0``, ``0s``, or anything :func:`parse_duration` takes."""
+    if text in (0, "0", "0s"):
+        return 0.0
+    return parse_duration(text)
+
+
+def parse_start(text: Any) -> int | None:
     """µs since the epoch from an RFC 3339 timestamp; ``now`` gives None (the caller reads the clock)."""
     t = str(text).strip()
     if t.lower() == "now":
@@ -52,7 +75,7 @@ def parse_start(text: str) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _positive_int(text: str) -> int:
+def _positive_int(text: Any) -> int:
     try:
         v = int(str(text))
     except ValueError:
@@ -62,7 +85,7 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _seed(text: str) -> int:
+def _seed(text: Any) -> int:
     try:
         v = int(str(text))
     except ValueError:
@@ -72,7 +95,7 @@ def _seed(text: str) -> int:
     return v
 
 
-def _positive_float(text: str) -> float:
+def _positive_float(text: Any) -> float:
     try:
         v = float(str(text))
     except ValueError:
@@ -82,21 +105,40 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _progress(text: str) -> str:
+def _progress(text: Any) -> str:
     t = str(text).lower()
     if t not in ("auto", "bar", "lines", "off"):
         raise ValueError(f"expected auto, bar, lines or off, got {text!r}")
     return t
 
 
+def _uri(text: Any) -> str:
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"expected a non-empty string, got {text!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class Option:
-    name: str  # attribute, scenario key and environment suffix (EMITTER_<NAME>)
+    """One run option. ``key`` is where a scenario file holds it (``("load", "users")``); the environment
+    variable is ``EMITTER_`` + the name in capitals. A repeatable option holds a list."""
+
+    name: str
     flag: str
-    parse: Callable[[str], Any]
+    parse: Callable[[Any], Any]
     help: str
     metavar: str
+    default: Any = None
     repeat: bool = False
+    key: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    @property
+    def scenario_key(self) -> tuple[str, ...]:
+        return self.key or (self.name,)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -114,15 +156,10 @@ OPTIONS: tuple[Option, ...] = (
         parse_speed,
         "realtime (default), a factor (simulated seconds per wall second, e.g. 60), or max (as fast as possible)",
         "SPEED",
+        default=Speed(1.0),
     ),
     Option("start", "--start", parse_start, "simulated start time, RFC 3339 (default: now)", "TIMESTAMP"),
-    Option(
-        "sessions",
-        "--sessions",
-        _positive_int,
-        "start this many sessions; the run ends when all have ended",
-        "N",
-    ),
+    Option("sessions", "--sessions", _positive_int, "start this many sessions; the run ends when all have ended", "N"),
     Option(
         "duration",
         "--duration",
@@ -134,8 +171,9 @@ OPTIONS: tuple[Option, ...] = (
         "arrival_rate",
         "--arrival-rate",
         _positive_float,
-        "open model: new sessions per simulated second for the whole run, Poisson (default 10)",
+        f"open model: new sessions per simulated second for the whole run, Poisson (default {DEFAULT_ARRIVAL_RATE:g})",
         "R",
+        key=("load", "arrival_rate"),
     ),
     Option(
         "users",
@@ -143,27 +181,32 @@ OPTIONS: tuple[Option, ...] = (
         _positive_int,
         "closed model: N concurrent users, each starting a new session a pause after the last one ended",
         "N",
+        key=("load", "users"),
     ),
     Option(
         "population",
         "--population",
         _positive_int,
-        "open model: distinct users that sessions are drawn from (default 10000)",
+        f"open model: distinct users that sessions are drawn from (default {DEFAULT_POPULATION})",
         "N",
+        default=DEFAULT_POPULATION,
+        key=("load", "population"),
     ),
     Option(
         "sink",
         "--sink",
-        str,
+        _uri,
         "where events go, repeatable: stdout (default), file:PATH (.gz compresses), "
         "null, kafka://HOST:PORT/TOPIC, otlp://HOST:4317, otlp+http://HOST:4318",
         "URI",
+        default=("stdout",),
         repeat=True,
+        key=("sinks",),
     ),
     Option(
         "truth",
         "--truth",
-        str,
+        _uri,
         "where the ground truth goes (run manifest and fault intervals): file:PATH or kafka://HOST:PORT/TOPIC",
         "URI",
     ),
@@ -173,15 +216,59 @@ OPTIONS: tuple[Option, ...] = (
         _progress,
         "auto (bar on a terminal, lines otherwise), bar, lines, off",
         "MODE",
+        default="auto",
     ),
 )
 
+_BY_NAME = {o.name: o for o in OPTIONS}
+
 
 def option(name: str) -> Option:
+    return _BY_NAME[name]
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The options set by ``EMITTER_<NAME>`` variables (a repeatable one: URIs separated by spaces)."""
+    out: dict[str, Any] = {}
+    problems = []
     for o in OPTIONS:
-        if o.name == name:
-            return o
-    raise KeyError(name)
+        raw = environ.get(o.env)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            out[o.name] = [o.parse(p) for p in raw.split()] if o.repeat else o.parse(raw.strip())
+        except ValueError as exc:
+            problems.append(ConfigError.one("environment", (o.env,), str(exc)).problems[0])
+    if problems:
+        raise ConfigError(problems)
+    return out
 
 
-__all__ += ["Speed", "option"]
+def resolve(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option's value: the first layer (highest precedence first) that sets it, else its default."""
+    out: dict[str, Any] = {}
+    for o in OPTIONS:
+        value = next((layer[o.name] for layer in layers if layer.get(o.name) is not None), o.default)
+        out[o.name] = list(value) if o.repeat and value is not None else value
+    return out
+
+
+def _as_text(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: parse(str(v))
+
+
+for _o in OPTIONS:
+    register_parser(f"option:{_o.name}", _as_text(_o.parse))
+register_parser("duration", parse_duration)
+register_parser("offset", parse_offset)
+register_parser("duration_us", lambda v: round(parse_duration(v) * 1e6))
+register_parser("offset_us", lambda v: round(parse_offset(v) * 1e6))
+
+
+def _name(v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, str | int | float) or v == "":
+        raise ValueError(f"expected a name, got {v!r}")
+    return str(v)
+
+
+register_parser("name", _name)

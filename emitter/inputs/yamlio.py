@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, ConfigProblem
+from ..errors import ConfigError, ConfigProblem
 
 __all__ = ["dump_yaml", "load_yaml_file", "load_yaml_text"]
 

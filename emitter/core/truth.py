@@ -1,24 +1,21 @@
-"""The truth channel: a run manifest and one record per fault interval, for scoring detectors.
+"""The ground truth of a run: its manifest and one record per fault interval, for scoring detectors.
 
-Written before the first event (every fault is known in advance, random ones included) to
-``file:PATH`` (JSON lines) or ``kafka://HOST:PORT/TOPIC`` (a compacted topic keyed by record id).
+Every fault is known before the first event (random ones included), so the records are made up front;
+:mod:`emitter.sinks.truth` writes them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-from .core.calls import CallTrees
-from .core.faults import Dynamics
-from .errors import ConfigError, EmitterError
-from .workflow import Workflow
+import msgspec
 
-__all__ = ["truth_records", "write_truth"]
+from .calls import CallTrees
+from .faults import Dynamics
+from .spec import Workflow
+
+__all__ = ["iso", "truth_records"]
 
 
 def iso(us: int) -> str:
@@ -49,8 +46,11 @@ def truth_records(
         "workflows": [{"name": wf.name, "digest": wf.digest, "weight": w} for wf, w in workflows],
         "load": load,
         "faults": list(dynamics.fault_ids),
-        "retry": {**asdict(dynamics.retry), "on": list(dynamics.retry.on)},
-        "reactions": asdict(dynamics.reactions),
+        "retry": {**msgspec.structs.asdict(dynamics.retry), "on": list(dynamics.retry.on)},
+        "reactions": {
+            **msgspec.structs.asdict(dynamics.reactions),
+            "retry_pause_s": list(dynamics.reactions.RETRY_PAUSE_S),
+        },
         "cascade_failure_rate": dynamics.cascade.rate,
     }
     out: list[dict[str, Any]] = [manifest]
@@ -115,51 +115,3 @@ def truth_records(
             }
         )
     return out
-
-
-async def write_truth(uri: str, records: list[dict[str, Any]]) -> str:
-    """Write the records; returns where they went (for the run's first line)."""
-    if uri.startswith("kafka://"):
-        return await _to_kafka(uri, records)
-    path = uri[5:] if uri.startswith("file:") else uri
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:  # noqa: ASYNC230 - a few records, once
-            for r in records:
-                fh.write(json.dumps(r, separators=(",", ":")) + "\n")
-    except OSError as exc:
-        raise ConfigError.one("--truth", (uri,), f"cannot write: {exc.strerror}") from None
-    return path
-
-
-async def _to_kafka(uri: str, records: list[dict[str, Any]]) -> str:
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-
-    from .sinks.kafka_config import parse_kafka_uri
-
-    s = parse_kafka_uri(uri, source="--truth")
-    kw = s.client_kwargs()
-    try:
-        admin = AIOKafkaAdminClient(**s.connection_kwargs())
-        await admin.start()
-        try:
-            if s.topic not in await admin.list_topics():
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(
-                        [NewTopic(s.topic, 1, s.replication_factor, topic_configs={"cleanup.policy": "compact"})]
-                    )
-        finally:
-            await admin.close()
-        p = AIOKafkaProducer(**kw)
-        await p.start()
-        try:
-            for r in records:
-                key = "manifest" if r["type"] == "manifest" else f"fault:{r['id']}"
-                await p.send_and_wait(s.topic, json.dumps(r, separators=(",", ":")).encode(), key=key.encode())
-        finally:
-            await p.stop()
-    except (KafkaError, OSError) as exc:
-        raise EmitterError(f"truth: cannot write to {uri}: {type(exc).__name__}: {exc}") from None
-    return uri

@@ -1,4 +1,4 @@
-"""Wiring: options -> simulation, sinks, runner, progress; signals; the run's exit code.
+"""Running: a run's configuration -> simulation, sinks, runner, progress; signals; the run's exit code.
 
 This is what ``emitter run`` does, callable from Python too.
 """
@@ -14,18 +14,20 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
-import numpy as np
-
-from .core.engine import Load, Simulation
-from .core.faults import Dynamics, random_faults
-from .core.merge import MultiSimulation
-from .core.model import Model
-from .runtime.pacing import Speed
-from .runtime.progress import Progress, format_summary
-from .runtime.runner import Runner, RunStats
-from .sinks.base import Sink, open_sink
-from .truth import truth_records, write_truth
-from .workflow import Workflow
+from ..core.engine import Simulation
+from ..core.faults import Dynamics, RandomFaults
+from ..core.load import Load
+from ..core.merge import MultiSimulation
+from ..core.model import Model
+from ..core.spec import Workflow
+from ..core.streams import stream, workflow_seed
+from ..core.truth import truth_records
+from ..inputs.options import option
+from ..runtime.pacing import Speed
+from ..runtime.progress import Progress, format_summary
+from ..runtime.runner import Runner, RunStats
+from ..sinks.base import Sink, open_sink
+from ..sinks.truth import write_truth
 
 __all__ = ["RunConfig", "build_simulation", "run_async", "run_sync"]
 
@@ -36,14 +38,14 @@ EXIT_OK, EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 130, 143
 class RunConfig:
     workflow: Workflow
     seed: int | None = None
-    speed: Speed = field(default_factory=lambda: Speed(1.0))
+    speed: Speed = field(default_factory=lambda: option("speed").default)
     start_us: int | None = None
     load: Load = field(default_factory=Load)
-    sinks: list[str] = field(default_factory=lambda: ["stdout"])
-    progress: str = "auto"
+    sinks: list[str] = field(default_factory=lambda: list(option("sink").default))
+    progress: str = field(default_factory=lambda: option("progress").default)
     dynamics: Dynamics = field(default_factory=Dynamics)
     workflows: list[tuple[Workflow, float]] = field(default_factory=list)  # several, weighted (else workflow)
-    random_faults: list[dict[str, Any]] = field(default_factory=list)
+    random_faults: list[RandomFaults] = field(default_factory=list)
     truth: str | None = None
     scenario: str | None = None
     scenario_digest: str | None = None
@@ -76,10 +78,10 @@ def realise_dynamics(cfg: RunConfig, seed: int) -> Dynamics:
         horizon = load.sessions / load.rate
     else:
         horizon = 86_400.0
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(10)[9])
+    rng = stream(seed, "random_faults")
     faults = list(dyn.faults)
     for spec in cfg.random_faults:
-        faults += random_faults(rng, spec, round(horizon * 1e6), len(faults))
+        faults += spec.draw(rng, round(horizon * 1e6), len(faults))
     return replace(dyn, faults=tuple(faults))
 
 
@@ -104,7 +106,7 @@ def build_simulation(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int,
         return Simulation(Model(wfs[0][0]), seed, cfg.load, start, extra, dyn), seed, dyn
     load = cfg.load
     weights = [w for _, w in wfs]
-    seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(len(wfs) + 11)[11:]]
+    seeds = [workflow_seed(seed, i) for i in range(len(wfs))]
     sessions = _split(load.sessions, weights)
     users = _split(load.users, weights)
     first = Simulation(Model(wfs[0][0]), seed, load, start, extra, dyn)

@@ -1,0 +1,198 @@
+"""How many sessions start, and when: the load (open or closed model) and the open model's rate profile.
+
+Profiles are a typed union (one class per ``kind``), declared with msgspec so that scenario files are
+read straight into them (:mod:`emitter.inputs` does the reading; fields marked ``parse`` are durations
+it turns into seconds). Each class says how the rate multiplier varies over simulated time and its peak.
+Adding a profile is one class here plus its docs and tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, ClassVar
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from .dist import Dist
+
+__all__ = [
+    "DEFAULT_ARRIVAL_RATE",
+    "DEFAULT_POPULATION",
+    "DEFAULT_USER_PAUSE",
+    "PROFILES",
+    "ConstantProfile",
+    "DiurnalProfile",
+    "Load",
+    "Profile",
+    "RampProfile",
+    "Spike",
+    "SpikesProfile",
+]
+
+DEFAULT_ARRIVAL_RATE = 10.0  # sessions per simulated second, when nothing else sets the load
+DEFAULT_POPULATION = 10_000
+DEFAULT_USER_PAUSE = Dist.lognormal_mean(30.0, 1.0)  # seconds between a closed-model user's sessions
+
+Seconds = Annotated[float, msgspec.Meta(extra={"parse": "duration"})]  # "90s", "5m", "1h30m"; > 0
+Offset = Annotated[float, msgspec.Meta(extra={"parse": "offset"})]  # a duration that may be 0
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1, extra={"range": "probability"})]
+
+F64 = npt.NDArray[np.float64]
+
+
+class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind"):
+    """A multiplier of the open model's base rate over simulated time (the base class of the kinds)."""
+
+    WHAT: ClassVar[str] = "{kind: constant|ramp|diurnal|spikes, ...}"
+    DEFAULT_TAG: ClassVar[str] = "constant"
+    TAG_ERROR: ClassVar[str] = "expected constant, ramp, diurnal or spikes, got {value}"
+
+    @property
+    def kind(self) -> str:
+        return str(type(self).__struct_config__.tag)
+
+    def multiplier(self, t_us: npt.NDArray[np.int64]) -> F64:
+        return np.ones(len(t_us))
+
+    @property
+    def peak(self) -> float:
+        return 1.0
+
+    def problems(self) -> list[tuple[tuple[str, ...], str]]:
+        """Problems no single field shows (key path inside the profile, message)."""
+        return []
+
+
+class ConstantProfile(Profile, frozen=True, tag="constant"):
+    """The base rate all the time."""
+
+
+class RampProfile(Profile, frozen=True, tag="ramp"):
+    """From ``from`` to ``to`` times the rate, linearly over [``start``, ``start + over``]."""
+
+    a: NonNegative = msgspec.field(default=1.0, name="from")
+    b: NonNegative = msgspec.field(default=1.0, name="to")
+    start: Offset = 0.0
+    over: Seconds = 1.0
+
+    def multiplier(self, t_us: npt.NDArray[np.int64]) -> F64:
+        t = t_us / 1e6
+        x = np.clip((t - self.start) / self.over, 0.0, 1.0)
+        ramp: F64 = self.a + (self.b - self.a) * x
+        return ramp
+
+    @property
+    def peak(self) -> float:
+        return max(self.a, self.b)
+
+    def problems(self) -> list[tuple[tuple[str, ...], str]]:
+        return [((), "a ramp needs from or to above 0")] if max(self.a, self.b) <= 0 else []
+
+
+class DiurnalProfile(Profile, frozen=True, tag="diurnal"):
+    """1 + ``amplitude`` x cos over ``period``, highest at ``peak``."""
+
+    amplitude: Fraction = 0.5
+    period: Seconds = 86_400.0
+    peak_at: Offset = msgspec.field(default=0.0, name="peak")
+
+    def multiplier(self, t_us: npt.NDArray[np.int64]) -> F64:
+        t = t_us / 1e6
+        wave: F64 = 1.0 + self.amplitude * np.cos(2 * np.pi * (t - self.peak_at) / self.period)
+        return wave
+
+    @property
+    def peak(self) -> float:
+        return 1.0 + self.amplitude
+
+
+class Spike(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    WHAT: ClassVar[str] = "{at: 10m, duration: 1m, factor: 5}"
+
+    duration: Seconds
+    factor: Positive
+    at: Offset = 0.0
+
+
+class SpikesProfile(Profile, frozen=True, tag="spikes"):
+    """The base rate, times ``factor`` during each spike (the largest where they overlap)."""
+
+    spikes: tuple[Spike, ...] = ()
+
+    def multiplier(self, t_us: npt.NDArray[np.int64]) -> F64:
+        t = t_us / 1e6
+        out = np.ones(len(t))
+        for sp in self.spikes:
+            out = np.where((t >= sp.at) & (t < sp.at + sp.duration), np.maximum(out, sp.factor), out)
+        return out
+
+    @property
+    def peak(self) -> float:
+        return max([1.0, *(sp.factor for sp in self.spikes)])
+
+
+PROFILES = ConstantProfile | RampProfile | DiurnalProfile | SpikesProfile
+"""Every profile kind (the declared type of a scenario's ``load.profile``)."""
+
+
+@dataclass(frozen=True)
+class Load:
+    """How many sessions start, and when. Rates are for the whole run, in simulated time."""
+
+    sessions: int | None = None  # stop starting sessions after this many
+    duration_s: float | None = None  # stop starting sessions after this much simulated time
+    arrival_rate: float | None = None  # open model: new sessions per simulated second (Poisson)
+    users: int | None = None  # closed model: this many concurrent users
+    user_pause: Dist = DEFAULT_USER_PAUSE  # closed model: pause between a user's sessions (seconds)
+    population: int = DEFAULT_POPULATION  # open model: distinct users sessions are drawn from
+    profile: Profile | None = None  # open model: the rate over time (default constant)
+
+    @property
+    def closed(self) -> bool:
+        return self.users is not None
+
+    @property
+    def rate(self) -> float:
+        return self.arrival_rate if self.arrival_rate is not None else DEFAULT_ARRIVAL_RATE
+
+    @property
+    def bounded(self) -> bool:
+        return self.sessions is not None or self.duration_s is not None
+
+    @property
+    def shaped(self) -> bool:
+        """True when a profile other than constant shapes the rate."""
+        return self.profile is not None and not isinstance(self.profile, ConstantProfile)
+
+    def describe(self) -> str:
+        parts = []
+        if self.closed:
+            parts.append(f"closed model: {self.users} concurrent users, pause mean {self.user_pause.mean():g} s")
+        else:
+            parts.append(
+                f"open model: {self.rate:g} new sessions per simulated second (Poisson)"
+                + (f", {self.profile.kind} profile" if self.profile is not None and self.shaped else "")
+            )
+        if self.sessions is not None:
+            parts.append(f"{self.sessions} sessions")
+        if self.duration_s is not None:
+            parts.append(f"sessions start during the first {self.duration_s:g} simulated seconds")
+        if not self.bounded:
+            parts.append("until interrupted")
+        return "; ".join(parts)
+
+    def fingerprint(self) -> str:
+        return repr(
+            (
+                self.sessions,
+                self.duration_s,
+                self.arrival_rate if not self.closed else None,
+                self.users,
+                self.user_pause if self.closed else None,
+                self.population if not self.closed else None,
+            )
+        )

@@ -1,0 +1,61 @@
+"""The truth channel's writer: the records of :mod:`emitter.core.truth` to ``file:PATH`` (JSON lines) or
+``kafka://HOST:PORT/TOPIC`` (a compacted topic keyed by record id), before the first event."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, EmitterError
+
+__all__ = ["write_truth"]
+
+
+async def write_truth(uri: str, records: list[dict[str, Any]]) -> str:
+    """Write the records; returns where they went (for the run's first line)."""
+    if uri.startswith("kafka://"):
+        return await _to_kafka(uri, records)
+    path = uri[5:] if uri.startswith("file:") else uri
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:  # noqa: ASYNC230 - a few records, once
+            for r in records:
+                fh.write(json.dumps(r, separators=(",", ":")) + "\n")
+    except OSError as exc:
+        raise ConfigError.one("--truth", (uri,), f"cannot write: {exc.strerror}") from None
+    return path
+
+
+async def _to_kafka(uri: str, records: list[dict[str, Any]]) -> str:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+    from ..clients.kafka import parse_kafka_uri
+
+    s = parse_kafka_uri(uri, source="--truth")
+    kw = s.client_kwargs()
+    try:
+        admin = AIOKafkaAdminClient(**s.connection_kwargs())
+        await admin.start()
+        try:
+            if s.topic not in await admin.list_topics():
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [NewTopic(s.topic, 1, s.replication_factor, topic_configs={"cleanup.policy": "compact"})]
+                    )
+        finally:
+            await admin.close()
+        p = AIOKafkaProducer(**kw)
+        await p.start()
+        try:
+            for r in records:
+                key = "manifest" if r["type"] == "manifest" else f"fault:{r['id']}"
+                await p.send_and_wait(s.topic, json.dumps(r, separators=(",", ":")).encode(), key=key.encode())
+        finally:
+            await p.stop()
+    except (KafkaError, OSError) as exc:
+        raise EmitterError(f"truth: cannot write to {uri}: {type(exc).__name__}: {exc}") from None
+    return uri
