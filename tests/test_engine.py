@@ -14,18 +14,12 @@ import pytest
 from emitter.core.batch import EventBatch
 from emitter.core.engine import BLOCK
 from emitter.core.load import Load
-from emitter.encode import jsonl
-from emitter.encode.jsonl import (
-    encode_jsonl,
-    encode_jsonl_numba,
-    encode_jsonl_numpy,
-    encode_jsonl_reference,
-    millis,
-    timestamps,
-)
+from emitter.encode.jsonl import encode_jsonl
+from emitter.encode.render import render_strings
 from emitter.inputs.workflow import load_workflow, loads_workflow
 
 from .helpers import ROOT, START_US, all_events, ecommerce, simulate, stream_bytes
+from .oracles import event_dicts, reference_jsonl
 
 SCHEMA = json.loads((ROOT / "emitter" / "schema" / "event-v1.schema.json").read_text())
 
@@ -54,7 +48,7 @@ def test_events_are_in_time_order_and_sessions_complete() -> None:
 def test_session_structure() -> None:
     wf = ecommerce()
     b = all_events(simulate(wf, 9, Load(sessions=400)))
-    rows = b.to_dicts()
+    rows = event_dicts(b)
     sessions: dict[str, list[dict]] = {}
     for r in rows:
         sessions.setdefault(r["session_id"], []).append(r)
@@ -73,7 +67,7 @@ def test_session_structure() -> None:
 
 
 def test_ids_unique_and_w3c_sized() -> None:
-    rows = all_events(simulate(ecommerce(), 2, Load(sessions=1000))).to_dicts()
+    rows = event_dicts(all_events(simulate(ecommerce(), 2, Load(sessions=1000))))
     assert len({r["event_id"] for r in rows}) == len(rows)
     assert len({r["trace_id"] for r in rows}) == len(rows)
     assert len({r["span_id"] for r in rows}) == len(rows)
@@ -93,9 +87,7 @@ def test_events_match_the_json_schema() -> None:
 def test_fast_encoder_equals_reference(path: Path) -> None:
     wf = load_workflow(path)
     for b in simulate(wf, 21, Load(sessions=700)).batches():
-        ref = encode_jsonl_reference(b)
-        assert encode_jsonl_numpy(b) == ref
-        assert encode_jsonl_numba(b) == ref
+        ref = reference_jsonl(b)
         assert encode_jsonl(b) == ref
 
 
@@ -153,7 +145,7 @@ def _odd_batches() -> list[EventBatch]:
 
 def test_fast_encoders_on_odd_values_and_strings() -> None:
     batches = _odd_batches()
-    ref = [encode_jsonl_reference(b) for b in batches]
+    ref = [reference_jsonl(b) for b in batches]
     text = b"".join(ref).decode()
     assert '\\"' in text and "café" in text and "\\t" in text and "\\u0001" in text  # escapes were exercised
     rows = [json.loads(line) for line in text.splitlines()]
@@ -161,34 +153,33 @@ def test_fast_encoders_on_odd_values_and_strings() -> None:
     assert {r["labels"]["role"] for r in rows} == {"none", "root", "propagated"}
     assert any(len(r["labels"]["faults"]) > 1 for r in rows)
     for b, r in zip(batches, ref, strict=True):
-        assert encode_jsonl_numpy(b) == r
-        assert encode_jsonl_numba(b) == r
-        assert encode_jsonl_numba(b.slice(1, len(b) - 1)) == encode_jsonl_reference(b.slice(1, len(b) - 1))
-
-
-def test_encoder_choice_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    b = next(iter(simulate(ecommerce(), 2, Load(sessions=20)).batches()))
-    calls: list[str] = []
-    monkeypatch.setattr(jsonl, "encode_jsonl_numpy", lambda b: calls.append("numpy") or b"")
-    monkeypatch.setenv("EMITTER_NO_NUMBA", "1")
-    encode_jsonl(b)
-    assert calls == ["numpy"]
-    monkeypatch.delenv("EMITTER_NO_NUMBA")
-    assert encode_jsonl(b) == encode_jsonl_reference(b)
-    assert calls == ["numpy"]
-    assert encode_jsonl_numba(b.slice(0, 0)) == b""
+        assert encode_jsonl(b) == r
+        assert encode_jsonl(b.slice(1, len(b) - 1)) == reference_jsonl(b.slice(1, len(b) - 1))
+    assert encode_jsonl(batches[0].slice(0, 0)) == b""
 
 
 def test_fast_encoder_edge_values() -> None:
+    b = next(iter(simulate(ecommerce(), 2, Load(sessions=20)).batches())).slice(0, 8)
     us = np.array([1, 10, 999, 1000, 1500, 12_345, 30_000_000, 123_456_789_012], np.int64)
-    got = [bytes(r[r != 0]).decode() for r in millis(us)]
-    assert got == [repr(int(x) / 1000) for x in us]
-    t = np.array([0, 951_782_400_000_000, 4_102_444_799_999_999], np.int64)  # incl. 2000-02-29
-    assert [bytes(r).decode() for r in timestamps(t)] == [
+    t = np.array([0, 951_782_400_000_000, 4_102_444_799_999_999, 0, 0, 0, 0, 0], np.int64) - START_US
+    b = EventBatch(b.ctx, {**b.cols, "latency": us, "t": t}, b.params)  # incl. 2000-02-29
+    got = [json.loads(line)["latency_ms"] for line in encode_jsonl(b).splitlines()]
+    assert [repr(x) for x in got] == [repr(int(x) / 1000) for x in us]
+    data, off = render_strings(b, ("timestamp",))["timestamp"]
+    assert [bytes(data[off[i] : off[i + 1]]).decode() for i in range(3)] == [
         "1970-01-01T00:00:00.000000Z",
         "2000-02-29T00:00:00.000000Z",
         "2099-12-31T23:59:59.999999Z",
     ]
+
+
+def test_string_columns_equal_the_events() -> None:
+    """The render layer's Arrow-style columns hold the events' strings (what a columnar sink writes)."""
+    for b in _odd_batches()[:2]:
+        cols = render_strings(b)
+        for name, (data, off) in cols.items():
+            got = [bytes(data[off[i] : off[i + 1]]).decode() for i in range(len(b))]
+            assert got == [e[name] for e in event_dicts(b)], name
 
 
 def test_cap_ends_sessions() -> None:
@@ -198,7 +189,7 @@ transitions: {/a: {/a: 0.95, /out: 0.05}}
 exit_points: [/out]
 max_calls: 5
 """)
-    rows = all_events(simulate(wf, 1, Load(sessions=200))).to_dicts()
+    rows = event_dicts(all_events(simulate(wf, 1, Load(sessions=200))))
     per: dict[str, list] = {}
     for r in rows:
         per.setdefault(r["session_id"], []).append(r)
@@ -226,7 +217,7 @@ def test_open_model_rate_is_for_the_whole_run() -> None:
 def test_closed_model_keeps_n_users_busy() -> None:
     n_users = 50
     sim = simulate(ecommerce(), 4, Load(users=n_users, duration_s=3600))
-    rows = all_events(sim).to_dicts()
+    rows = event_dicts(all_events(sim))
     users = {r["user_id"] for r in rows}
     assert len(users) == n_users
     # a user never runs two sessions at once
@@ -284,25 +275,7 @@ def test_error_rate_and_codes() -> None:
 
 def test_start_time_shifts_timestamps_only() -> None:
     wf = ecommerce()
-    a = all_events(simulate(wf, 2, Load(sessions=50), start_us=START_US)).to_dicts()
-    b = all_events(simulate(wf, 2, Load(sessions=50), start_us=START_US + 3_600_000_000)).to_dicts()
+    a = event_dicts(all_events(simulate(wf, 2, Load(sessions=50), start_us=START_US)))
+    b = event_dicts(all_events(simulate(wf, 2, Load(sessions=50), start_us=START_US + 3_600_000_000)))
     assert [x["timestamp"][11:13] for x in a] != [x["timestamp"][11:13] for x in b]
     assert [x["endpoint"] for x in a] == [x["endpoint"] for x in b]
-
-
-def test_compiled_kernels_change_nothing() -> None:
-    """The engine's numba kernels and their numpy twins draw the same values."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys; from tests.helpers import stream_bytes, ROOT; from emitter.inputs.workflow import load_workflow; "
-        "from emitter.core.load import Load; "
-        "sys.stdout.buffer.write(stream_bytes(load_workflow(ROOT / 'workflows' / 'microservices.yaml'), 4, "
-        "Load(sessions=3000)))"
-    )
-    env = dict(__import__("os").environ)
-    with_numba = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, env=env, cwd=ROOT).stdout
-    env["EMITTER_NO_NUMBA"] = "1"
-    without = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, env=env, cwd=ROOT).stdout
-    assert with_numba and with_numba == without

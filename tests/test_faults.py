@@ -21,6 +21,7 @@ from emitter.validate.report import build_report
 from emitter.validate.sources import feed_lines
 
 from .conftest import WORKFLOWS, run_cli
+from .oracles import event_dicts
 
 MICRO = load_workflow(WORKFLOWS / "microservices.yaml")
 START = 1_767_225_600_000_000
@@ -56,7 +57,7 @@ def test_labels_exactly_inside_the_window_on_the_affected_path() -> None:
     assert (role[expected & (names(b) == "/api/v1/payments")] == 1).all()  # root: ran on payment
     assert (role[expected & (names(b) == "/api/v1/checkout")] == 2).all()  # propagated through it
     assert (role[~expected] == 0).all()
-    rows = b.slice(0, len(b)).to_dicts()
+    rows = event_dicts(b)
     hit = [r for r in rows if r["labels"]["anomalous"]]
     assert hit and all(r["labels"]["faults"] == ["pay-slow"] for r in hit)
 
@@ -159,7 +160,7 @@ def test_retries_follow_the_policy() -> None:
     f = Fault.of("inv-err", "errors", service="inventory", start_us=2 * MIN, duration_us=10 * MIN, rate=1.0, status=503)
     pol = RetryPolicy(max_attempts=3, backoff_ms=100, multiplier=2, jitter=0.2)
     b = run(Dynamics(faults=(f,), retry=pol))
-    rows = [r for r in b.to_dicts() if r["endpoint"] == "/api/v1/inventory/{id}"]
+    rows = [r for r in event_dicts(b) if r["endpoint"] == "/api/v1/inventory/{id}"]
     calls: dict[tuple[str, int], list[dict]] = {}
     for r in rows:
         calls.setdefault((r["session_id"], r["seq"]), []).append(r)

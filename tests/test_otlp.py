@@ -17,9 +17,8 @@ from emitter.core.engine import Simulation
 from emitter.core.faults import CascadePreset, Dynamics, Fault, Reactions, RetryPolicy
 from emitter.core.load import Load
 from emitter.core.model import END_REASONS, Model
-from emitter.encode import otlp
 from emitter.encode.jsonl import encode_jsonl
-from emitter.encode.otlp import encode_otlp, encode_otlp_numba, encode_otlp_python
+from emitter.encode.otlp import encode_otlp
 from emitter.errors import ConfigError
 from emitter.inputs.workflow import load_workflow, parse_workflow
 from emitter.sinks.otlp import parse_otlp_uri
@@ -28,6 +27,7 @@ from emitter.validate.otlp import Sessionizer, root_calls_from_proto
 from emitter.validate.report import build_report
 
 from .conftest import WORKFLOWS
+from .oracles import normalise, otlp_spans
 
 MICRO = load_workflow(WORKFLOWS / "microservices.yaml")
 START = 1_767_225_600_000_000
@@ -170,14 +170,15 @@ def _bodies(reqs) -> list[tuple[bytes, int, int]]:  # type: ignore[no-untyped-de
 
 
 def _same(batch: EventBatch, **kw) -> list[tuple[bytes, int, int]]:  # type: ignore[no-untyped-def]
-    """The compiled encoder's requests, asserted equal to the Python encoder's; returns them."""
-    fast = encode_otlp_numba(batch, **kw)
-    assert fast is not None
-    slow = _bodies(encode_otlp_python(batch, **kw))
-    got = _bodies(fast)
-    assert [x[1:] for x in got] == [x[1:] for x in slow]
-    for k, (a, b) in enumerate(zip(got, slow, strict=True)):
-        assert a[0] == b[0], f"request {k} differs"
+    """The encoder's requests, asserted to hold the spans the OpenTelemetry SDK builds for the batch (the
+    oracle), at most ``max_events`` calls each, in order; returns them."""
+    got = _bodies(encode_otlp(batch, **kw))
+    max_events = kw.get("max_events", 512)
+    assert [x[1] for x in got] == [min(max_events, len(batch) - k) for k in range(0, len(batch), max_events)]
+    ours = [rs for body, _, _ in got for rs in ExportTraceServiceRequest.FromString(body).resource_spans]
+    want = normalise(otlp_spans(batch, kw.get("environment", "emitter"), kw.get("resource")))
+    assert sum(x[2] for x in got) == len(want)
+    assert normalise(ours) == want
     return got
 
 
@@ -226,13 +227,12 @@ def test_compiled_encoder_gives_the_python_bytes(path: Path) -> None:
         _same(b, max_events=max_events)
     _same(b.slice(3, 40), environment="staging", resource={"k8s.cluster.name": "lab", "team": "ü"}, max_events=9)
     _same(b.slice(0, 1))
-    assert encode_otlp_numba(b.slice(0, 0)) == []
+    assert encode_otlp(b.slice(0, 0)) == []
 
 
 def test_compiled_encoder_on_the_faulted_run_and_a_call_tree(faulted) -> None:  # type: ignore[no-untyped-def]
     assert "node_dur" in faulted.cols
-    got = _same(faulted)
-    assert got == _bodies(encode_otlp(faulted))  # the default path is the compiled one
+    _same(faulted)
     b = _rough(parse_workflow(_three_span()), sessions=500)
     assert sum(r[2] for r in _same(b)) > 2 * len(b)
 
@@ -280,58 +280,39 @@ def test_compiled_encoder_on_long_and_odd_values() -> None:
         _same(odd.slice(0, 5), max_events=2)
 
 
-def test_a_question_mark_in_a_route_is_left_to_python() -> None:
-    wf = parse_workflow(
-        {
-            "name": "qm",
-            "entry_points": {"/a?b=1": 1.0},
-            "transitions": {"/a?b=1": {"/c/{id}": 1.0}},
-            "exit_points": ["/c/{id}"],
-            "endpoints": {"/c/{id}": {"params": {"id": {"min": 1, "max": 9}}, "query": {"z": {"min": 1, "max": 3}}}},
-        }
-    )
-    b = concat(list(Simulation(Model(wf), 1, Load(sessions=20), START).batches()))
-    assert encode_otlp_numba(b) is None
-    assert _bodies(encode_otlp(b)) == _bodies(encode_otlp_python(b))
-
-
-def test_without_numba_the_python_encoder_runs(faulted, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    want = _bodies(encode_otlp_python(faulted, max_events=64))
-
-    def boom(*a, **k):  # type: ignore[no-untyped-def]
-        raise AssertionError("the compiled encoder was used")
-
-    real = otlp.numba_encoder
-    monkeypatch.setattr(otlp, "numba_encoder", boom)
-    monkeypatch.setenv("EMITTER_NO_NUMBA", "1")
-    assert _bodies(encode_otlp(faulted, max_events=64)) == want
-    monkeypatch.delenv("EMITTER_NO_NUMBA")
-    monkeypatch.setattr(otlp, "numba_encoder", real)
-    monkeypatch.setattr(otlp, "_numba", [None])  # as when numba does not import
-    assert _bodies(encode_otlp(faulted, max_events=64)) == want
-    with pytest.raises(ImportError):
-        encode_otlp_numba(faulted)
+def test_a_question_mark_in_a_route_is_refused() -> None:
+    """A route is a path: its query parameters are declared under ``query`` (the encoders split there)."""
+    with pytest.raises(ConfigError, match=r"transitions -> /a\?b=1: a route is a path"):
+        parse_workflow(
+            {
+                "name": "qm",
+                "entry_points": {"/a?b=1": 1.0},
+                "transitions": {"/a?b=1": {"/c/{id}": 1.0}},
+                "exit_points": ["/c/{id}"],
+            }
+        )
 
 
 def test_compiled_encoder_grows_its_buffers(faulted, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Requests that do not fit the output or scratch buffer: written over several kernel calls."""
-    from emitter.encode import _otlp_numba
+    from emitter.encode import _native
+    from emitter.encode import otlp as _otlp_numba
 
-    want = _bodies(encode_otlp_python(faulted, max_events=300))
+    want = _bodies(encode_otlp(faulted, max_events=300))
     kernel = _otlp_numba._encode_kernel
     asked = []
 
     def spy(*args):  # type: ignore[no-untyped-def]
         nxt = kernel(*args)
-        asked.append((args[8], nxt, *args[7].tolist()))  # first request, next one, sizes wanted
+        asked.append((args[9], nxt, *args[8].tolist()))  # first request, next one, sizes wanted
         return nxt
 
     monkeypatch.setattr(_otlp_numba, "_encode_kernel", spy)
     monkeypatch.setattr(_otlp_numba, "_OUT_BYTES", 1)
     monkeypatch.setattr(_otlp_numba, "_CHILDREN_GUESS", 0)
-    monkeypatch.setattr(_otlp_numba, "_KEEP_BYTES", 0)  # fresh buffers, sized to what is asked for only
-    monkeypatch.setattr(_otlp_numba, "_scratch", type(_otlp_numba._scratch)())
-    got = encode_otlp_numba(faulted, max_events=300)
-    assert got is not None and _bodies(got) == want
+    monkeypatch.setattr(_native, "_KEEP_BYTES", 0)  # fresh buffers, sized to what is asked for only
+    monkeypatch.setattr(_native, "_scratch", type(_native._scratch)())
+    got = _same(faulted, max_events=300)
+    assert got == want
     assert any(first == nxt and s > 0 for first, nxt, s, _ in asked)  # a bigger scratch buffer
     assert any(first == nxt and o > 0 for first, nxt, _, o in asked)  # a bigger output buffer

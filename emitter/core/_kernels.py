@@ -1,36 +1,24 @@
-"""Small compiled kernels for the engine's hot loops, with numpy twins that give the same results.
+"""A small compiled kernel for the engine's hot loops (numba, compiled on first use and cached on disk).
 
 ``categorical(u, cum, rows)``: for each i, the number of entries of ``cum[rows[i]]`` that are <= ``u[i]``
-(the index drawn from a cumulative row). numba compiles it when it is importable (and
-``EMITTER_NO_NUMBA`` is unset); otherwise the numpy expression does the same comparisons.
+(the index drawn from a cumulative row).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["categorical", "categorical_numpy"]
+__all__ = ["categorical"]
+
+_kernel: list[Callable[..., npt.NDArray[np.int64]]] = []
 
 
-def categorical_numpy(
-    u: npt.NDArray[np.float64], cum: npt.NDArray[np.float64], rows: npt.NDArray[Any]
-) -> npt.NDArray[np.int64]:
-    out: npt.NDArray[np.int64] = (u[:, None] >= cum[rows]).sum(axis=1)
-    return out
-
-
-def _compile() -> Callable[..., npt.NDArray[np.int64]] | None:
-    if os.environ.get("EMITTER_NO_NUMBA"):
-        return None
-    try:
-        import numba
-    except (ImportError, RuntimeError, OSError):
-        return None
+def _compile() -> Callable[..., npt.NDArray[np.int64]]:
+    import numba
 
     @numba.njit(cache=True, nogil=True)
     def kernel(u: Any, cum: Any, rows: Any) -> Any:
@@ -49,18 +37,12 @@ def _compile() -> Callable[..., npt.NDArray[np.int64]] | None:
     return kernel
 
 
-_kernel: list[Callable[..., npt.NDArray[np.int64]] | None] = []
-
-
 def categorical(
     u: npt.NDArray[np.float64], cum: npt.NDArray[np.float64], rows: npt.NDArray[Any]
 ) -> npt.NDArray[np.int64]:
     if not _kernel:
         _kernel.append(_compile())
-    fn = _kernel[0]
-    if fn is None or len(u) < 64:
-        return categorical_numpy(u, cum, rows)
-    return fn(
+    return _kernel[0](
         np.ascontiguousarray(u),
         np.ascontiguousarray(cum.reshape(-1, cum.shape[-1])),
         np.ascontiguousarray(rows, dtype=np.int64),

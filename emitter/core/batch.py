@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -10,8 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .ids import event_key, hex_strings, mix64
-from .model import END_REASONS, PARAM_CHOICE, PARAM_NONE, PARAM_USER, Model
+from .ids import event_key, mix64
+from .model import Model
 
 __all__ = ["COLUMNS", "SCHEMA_VERSION", "EventBatch", "RunContext"]
 
@@ -117,80 +116,6 @@ class EventBatch:
     @cached_property
     def end_us(self) -> I64:
         return self.cols["t"] + self.cols["latency"]  # type: ignore[no-any-return]
-
-    # ---- the slow, obvious rendering: the reference every fast encoder is tested against ----
-    def paths(self) -> list[str]:
-        m = self.ctx.model
-        out = []
-        n_path = m.n_path_slots
-        for i in range(len(self)):
-            s = int(self.cols["state"][i])
-            pieces = m.path_pieces[s]
-            parts = [pieces[0]]
-            for j in range(len(pieces) - 1):
-                parts.append(self._param_text(j, s, i))
-                parts.append(pieces[j + 1])
-            q = [f"{name}={self._param_text(n_path + k, s, i)}" for k, name in enumerate(m.query_names[s])]
-            out.append("".join(parts) + ("?" + "&".join(q) if q else ""))
-        return out
-
-    def _param_text(self, slot: int, state: int, i: int) -> str:
-        m = self.ctx.model
-        kind = int(m.slots[slot].kind[state])
-        v = int(self.params[slot, i])
-        if kind == PARAM_CHOICE:
-            return m.choices[v]
-        if kind == PARAM_USER:
-            return str(v)
-        assert kind != PARAM_NONE
-        return str(v)
-
-    def to_dicts(self) -> list[dict[str, Any]]:
-        """Plain dicts in the event schema's key order (slow; for tests, the memory sink and debugging)."""
-        m = self.ctx.model
-        c = self.cols
-        start = dt.datetime.fromtimestamp(0, dt.UTC)
-        paths = self.paths()
-        eids = hex_strings(self.event_id)
-        th, tl = hex_strings(self.trace_hi), hex_strings(self.trace_lo)
-        spans = hex_strings(self.span_id)
-        sids = hex_strings(self.session_key)
-        out = []
-        for i in range(len(self)):
-            st = int(c["state"][i])
-            end = int(c["end"][i])
-            fmask = int(c["faults"][i])
-            ts = start + dt.timedelta(microseconds=self.ctx.start_us + int(c["t"][i]))
-            out.append(
-                {
-                    "schema_version": SCHEMA_VERSION,
-                    "event_id": eids[i],
-                    "run_id": self.ctx.run_id,
-                    "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                    "session_id": sids[i],
-                    "user_id": f"user-{int(c['user'][i]):0{self.ctx.user_width}d}",
-                    "user_type": m.user_types[int(c["utype"][i])],
-                    "seq": int(c["seq"][i]),
-                    "attempt": int(c["attempt"][i]),
-                    "endpoint": m.states[st],
-                    "path": paths[i],
-                    "method": m.workflow.endpoints[m.states[st]].method,
-                    "service": m.workflow.endpoints[m.states[st]].service,
-                    "status_code": int(c["status"][i]),
-                    "latency_ms": int(c["latency"][i]) / 1000,
-                    "session_end": end != 0,
-                    "end_reason": END_REASONS[end],
-                    "workflow": m.workflow.name,
-                    "labels": {
-                        "anomalous": bool(c["anomalous"][i]),
-                        "faults": [f for b, f in enumerate(self.ctx.fault_ids) if fmask >> b & 1],
-                        "role": ROLES[int(c["role"][i])],
-                    },
-                    "trace_id": th[i] + tl[i],
-                    "span_id": spans[i],
-                }
-            )
-        return out
 
 
 def concat(batches: list[EventBatch]) -> EventBatch:

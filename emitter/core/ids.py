@@ -10,12 +10,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["event_key", "hex_ids", "mix64"]
+__all__ = ["event_key", "mix64"]
 
 U64 = npt.NDArray[np.uint64]
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 SEQ_BITS = 16
 ATTEMPT_BITS = 8
@@ -43,16 +42,3 @@ def event_key(sess: npt.NDArray[Any], seq: npt.NDArray[Any], attempt: npt.NDArra
         attempt.astype(np.uint64),
     )
     return out
-
-
-def hex_ids(x: U64) -> npt.NDArray[np.uint8]:
-    """Lower-case hex of each 64-bit value, as an (n, 16) byte matrix."""
-    b = x.astype(">u8").view(np.uint8).reshape(-1, 8)
-    out = np.empty((len(x), 16), np.uint8)
-    out[:, 0::2] = _HEX[b >> 4]
-    out[:, 1::2] = _HEX[b & 15]
-    return out
-
-
-def hex_strings(x: U64) -> list[str]:
-    return [bytes(r).decode() for r in hex_ids(x)]

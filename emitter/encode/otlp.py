@@ -1,38 +1,69 @@
-"""OTLP trace requests (protobuf wire format) written straight from event batches.
+"""OTLP trace requests (protobuf wire format) written straight from event batches, by one compiled loop.
 
 Each API call becomes one trace: a SERVER span at the endpoint's service, then for each downstream call
 along the call tree a CLIENT span at the caller and a SERVER span at the callee, children always inside
 their parent's window. One resource per service. The root span's trace and span ids are the JSON event's
 ``trace_id`` and ``span_id``, so both outputs of a run join. Timestamps come from the simulated clock.
 
-The bytes are assembled by hand (the format is small and stable: see opentelemetry-proto's
-``trace/v1/trace.proto``); the tests decode them with the official classes. :func:`encode_otlp` uses the
-compiled encoder of :mod:`._otlp_numba` (some 20 times faster) when numba imports and ``EMITTER_NO_NUMBA``
-is not set, and :func:`encode_otlp_python` otherwise; the tests hold the two to the same bytes.
+The kernel writes whole ExportTraceServiceRequest bodies, two passes per request (``max_events`` calls).
+The first writes every span of the request, in event order (the root SERVER span, then a CLIENT and a
+SERVER span per call-tree node that ran), into a scratch buffer and notes each span's service and end.
+The second sums the spans' sizes per service, writes each service's ResourceSpans and ScopeSpans headers
+(a length-delimited field needs its length first) and copies the spans in behind them: services in the
+call trees' order, spans in event order within each.
+
+What depends on the workflow only is pre-encoded in one byte pool (:class:`_Templates`, then
+:func:`build_tables`): per state the root span's constant fields (name, kind, method, route, server,
+workflow), per service the CLIENT and SERVER spans' ones, per user type, end reason and role the
+attribute, per service the resource and the scope. Attributes whose value varies are written from a pool
+template whose length bytes are patched once the value is down (values under ~110 bytes, i.e. nearly all,
+keep one-byte lengths; longer ones are moved to make room); their values come from :mod:`.render`'s
+writers, ids from registers. The format is small and stable (opentelemetry-proto's
+``trace/v1/trace.proto``); ``tests/oracles.py`` builds the same spans with the OpenTelemetry SDK and the
+tests hold ours to them.
 """
 
 from __future__ import annotations
 
-import os
-import struct
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from ..core.batch import ROLES, EventBatch
+from ..core.batch import ROLES, EventBatch, RunContext
 from ..core.calls import NET_US, CallTrees
-from ..core.ids import mix64
 from ..core.model import END_REASONS, Model
+from ._native import (
+    SLACK,
+    PoolBuilder,
+    _addr,
+    _bswap,
+    _inline,
+    _jit,
+    _ld1,
+    _ld8,
+    _len,
+    _memcpy,
+    _put,
+    _st1,
+    _st8,
+    buffer,
+    col,
+)
+from .render import _dec, _event_key, _faults, _hex, _mix64, _path, _query, param_kinds, params_of, path_tables
 
-__all__ = ["OtlpRequest", "encode_otlp", "encode_otlp_numba", "encode_otlp_python", "numba_encoder", "span_id_keys"]
+__all__ = ["OtlpRequest", "encode_otlp", "span_id_keys"]
+
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
 
 SERVER, CLIENT = 2, 3
 STATUS_ERROR = 2
 SCOPE_NAME = "emitter"
 
 
-def _varint_slow(n: int) -> bytes:
+def _vbytes_slow(n: int) -> bytes:
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -44,35 +75,21 @@ def _varint_slow(n: int) -> bytes:
             return bytes(out)
 
 
-_SMALL = [_varint_slow(i) for i in range(1 << 14)]
+_SMALL = [_vbytes_slow(i) for i in range(1 << 14)]
 
 
-def _varint(n: int) -> bytes:
-    return _SMALL[n] if n < 16384 else _varint_slow(n)
+def _vbytes(n: int) -> bytes:
+    return _SMALL[n] if n < 16384 else _vbytes_slow(n)
 
 
 def _ld(field: int, payload: bytes) -> bytes:
     n = len(payload)
-    return _SMALL[field << 3 | 2] + (_SMALL[n] if n < 16384 else _varint_slow(n)) + payload
+    return _SMALL[field << 3 | 2] + (_SMALL[n] if n < 16384 else _vbytes_slow(n)) + payload
 
 
 def _kv_prefix(key: str) -> bytes:
     """Everything before a string value's own length, for a span attribute (field 9) with that key."""
     return _ld(1, key.encode())
-
-
-def _str_attr(prefix: bytes, value: bytes) -> bytes:
-    """A span attribute ``prefix`` (from :func:`_kv_prefix`) = string ``value``, with the lengths filled in."""
-    if len(value) >= 16000:  # (the lengths below are then all under 16384, in the table of small varints)
-        return _ld(9, prefix + _ld(2, _ld(1, value)))
-    sv = _SMALL[0x0A] + _SMALL[len(value)] + value
-    kv = prefix + _SMALL[0x12] + _SMALL[len(sv)] + sv
-    return _SMALL[0x4A] + _SMALL[len(kv)] + kv
-
-
-_P_PATH, _P_QUERY, _P_SESSION, _P_USER, _P_FAULTS = (
-    _kv_prefix(k) for k in ("url.path", "url.query", "session.id", "user.id", "emitter.faults")
-)
 
 
 def _str_kv(key: str, value: str) -> bytes:
@@ -84,20 +101,14 @@ def _any_str(key: str, value: str) -> bytes:  # KeyValue as it sits in a Resourc
 
 
 def _int_kv(key: str, value: int) -> bytes:
-    return _ld(9, _ld(1, key.encode()) + _ld(2, _varint(3 << 3) + _varint(value & 0xFFFFFFFFFFFFFFFF)))
+    return _ld(9, _ld(1, key.encode()) + _ld(2, _vbytes(3 << 3) + _vbytes(value & 0xFFFFFFFFFFFFFFFF)))
 
 
 def _bool_kv(key: str, value: bool) -> bytes:
     return _ld(9, _ld(1, key.encode()) + _ld(2, bytes([2 << 3, 1 if value else 0])))
 
 
-_TAG_TRACE = bytes([1 << 3 | 2, 16])
-_TAG_SPAN = bytes([2 << 3 | 2, 8])
-_TAG_PARENT = bytes([4 << 3 | 2, 8])
 _TAG_KIND = bytes([6 << 3])
-_TAG_START = bytes([7 << 3 | 1])
-_TAG_END = bytes([8 << 3 | 1])
-_Q = struct.Struct("<Q")
 
 
 def span_id_keys(ctx_key: int, K: int) -> list[int]:
@@ -136,7 +147,7 @@ class _Templates:
             res = _ld(1, b"".join(_any_str(k, v) for k, v in attrs.items()))
             self.resource.append((res, scope))
         self.root_const = []
-        for si, state in enumerate(m.states):
+        for state in m.states:
             ep = wf.endpoints[state]
             name = f"{ep.method} {state}"
             const = (
@@ -151,7 +162,6 @@ class _Templates:
                 + _str_kv("emitter.workflow", wf.name)
             )
             self.root_const.append(const)
-            del si
         # downstream calls: GET /<callee> from caller to callee
         self.client_const = []
         self.server_const = []
@@ -180,20 +190,6 @@ class _Templates:
         self.user_type = [_str_kv("user.type", t) for t in m.user_types]
         self.role = [_str_kv("emitter.role", r) for r in ROLES]
         self.end_reason = [b"" if r is None else _str_kv("emitter.end_reason", r) for r in END_REASONS]
-        self.status_attr: dict[int, bytes] = {}
-        self.seq_attr: dict[int, bytes] = {}
-
-    def seq(self, k: int) -> bytes:
-        b = self.seq_attr.get(k)
-        if b is None:
-            b = self.seq_attr[k] = _int_kv("emitter.seq", k)
-        return b
-
-    def status(self, code: int) -> bytes:
-        b = self.status_attr.get(code)
-        if b is None:
-            b = self.status_attr[code] = _int_kv("http.response.status_code", code)
-        return b
 
 
 def _templates(m: Model, environment: str, extra: dict[str, str]) -> _Templates:
@@ -204,204 +200,647 @@ def _templates(m: Model, environment: str, extra: dict[str, str]) -> _Templates:
     return t
 
 
-def _error(message: str, t_ns: int, etype: str) -> bytes:
-    status = _ld(15, _ld(2, message.encode()) + bytes([3 << 3, STATUS_ERROR]))
-    event = _ld(
-        11,
-        bytes([1 << 3 | 1])
-        + _Q.pack(t_ns)
-        + _ld(2, b"exception")
-        + _ld(3, _ld(1, b"exception.type") + _ld(2, _ld(1, etype.encode())))
-        + _ld(3, _ld(1, b"exception.message") + _ld(2, _ld(1, message.encode()))),
+# constant pieces (table B_CONST)
+(
+    C_RUN,
+    C_SESSION_END,
+    C_ANOMALOUS,
+    C_PATH,
+    C_QUERY,
+    C_SESSION,
+    C_USER,
+    C_FAULTS,
+    C_STATUS,
+    C_SEQ,
+    C_RESEND,
+    C_USER_PREFIX,
+    C_SCOPE,
+    C_EXC_NAME,
+    C_EXC_TYPE,
+    C_EXC_MSG,
+    C_MSG_504,
+    C_HTTP,
+    C_TYPE_504,
+    C_TYPE_HTTP,
+) = range(20)
+
+# the tables in the pool, in order (entries of ``OtlpTables.base``)
+B_CONST, B_ROOT, B_CLIENT, B_SERVER, B_UTYPE, B_END, B_ROLE, B_PIECE, B_QUERY, B_CHOICE, B_FAULT, B_RES, B_EMPTY = (
+    range(13)
+)
+
+_ERR_BOUND = 2 + 127 + 2 + 4 + 48  # exception event + status (every length fits one byte: see _error)
+_M1 = 0xBF58476D1CE4E5B9 - (1 << 64)  # SplitMix64's multipliers as int64
+_M2 = 0x94D049BB133111EB - (1 << 64)
+
+
+def _str_template(key: str) -> bytes:
+    """A string attribute up to its value, its three length bytes zero (patched by :func:`_str_end`)."""
+    return b"\x4a\x00" + _kv_prefix(key) + b"\x12\x00\x0a\x00"
+
+
+def _int_template(key: str) -> bytes:
+    """An int attribute up to its varint, its two length bytes zero (patched by :func:`_int_attr`)."""
+    return b"\x4a\x00" + _kv_prefix(key) + b"\x12\x00\x18"
+
+
+@dataclass(frozen=True)
+class OtlpTables:
+    """Everything the kernel looks up: a byte pool, string offsets into it, table bases, call trees, sizes."""
+
+    pool: U8  # with SLACK zero bytes at the end
+    off: I64  # string k is pool[off[k]:off[k + 1]]
+    base: I64  # index of the first string of each table (B_*)
+    kinds: npt.NDArray[np.int8]  # [slots, S] PARAM_* of slot j in state s
+    n_query_names: I64  # [S] query parameters of state s (0: no url.query attribute)
+    node_svc: I64  # [S, K] service of node j of state s's call tree
+    node_parent: I64  # [S, K]
+    child_keys: I64  # [2K] span id keys of CLIENT (2j) and SERVER (2j + 1) spans
+    n_path: int
+    n_query: int
+    n_fault: int
+    n_svc: int
+    K: int
+    root_bound: int  # bytes a root span takes at most
+    child_bound: int  # bytes a CLIENT or SERVER span of a downstream call takes at most
+    head_bound: int  # bytes of a request's ResourceSpans and ScopeSpans headers at most (all services)
+    dummy: int  # bytes of the area where the kernel drops writes it does not want
+
+
+def build_tables(tp: _Templates, ctx: RunContext) -> OtlpTables:
+    """The kernel's tables for one workflow's templates and one run."""
+    m = ctx.model
+    tr = tp.trees
+    S = m.n_states
+    n_path, n_query = m.n_path_slots, m.n_query_slots
+    P = PoolBuilder()
+    kv_keys = ("url.path", "url.query", "session.id", "user.id", "emitter.faults")
+    int_keys = ("http.response.status_code", "emitter.seq", "http.request.resend_count")
+    consts = [
+        _str_kv("emitter.run_id", ctx.run_id),
+        _bool_kv("emitter.session_end", True),
+        _bool_kv("emitter.anomalous", True),
+        *(_str_template(k) for k in kv_keys),
+        *(_int_template(k) for k in int_keys),
+        b"user-",
+        tp.resource[0][1],  # the scope, the same for every service
+        _ld(2, b"exception") + b"\x1a",
+        _ld(1, b"exception.type") + b"\x12",
+        _ld(1, b"exception.message") + b"\x12",
+        b"upstream timed out (504 Gateway Timeout)",
+        b"HTTP ",
+        b"TimeoutError",
+        b"HTTPError",
+    ]
+    P.table(consts)
+    P.table(tp.root_const)
+    P.table(tp.client_const)
+    P.table(tp.server_const)
+    P.table(tp.user_type)
+    P.table(tp.end_reason)
+    P.table(tp.role)
+    path_tables(P, m, str.encode, b"")  # B_PIECE, B_QUERY, B_CHOICE
+    pieces = [[p.encode() for p in m.path_pieces[s]] for s in range(S)]
+    qpre = [
+        ((b"" if k == 0 else b"&") + names[k].encode() + b"=") if k < len(names) else b""
+        for names in m.query_names
+        for k in range(n_query)
+    ]
+    longest_choice = max([0, *(len(c.encode()) for c in m.choices)])
+    faults = [f.encode() for f in ctx.fault_ids[:64]]
+    P.table(faults)
+    P.table([res for res, _ in tp.resource])
+    P.table([b""])  # B_EMPTY
+    pool, off, base = P.build()
+    kinds = param_kinds(m)
+
+    def sattr(key: str, longest: int) -> int:  # + 3 * 4: three lengths of up to five bytes
+        return len(_str_template(key)) + longest + 3 * 4
+
+    def iattr(key: str) -> int:
+        return len(_int_template(key)) + 10
+
+    param = max(24, longest_choice)
+    path = max(sum(len(p) for p in ps) for ps in pieces) + n_path * param
+    query = max([0, *(len(q) for q in qpre)]) * n_query + n_query * param
+    root_bound = (
+        18 + 10 + max(len(c) for c in tp.root_const) + 18 + iattr("http.response.status_code")
+        + sattr("url.path", path) + sattr("url.query", query) + sattr("session.id", 16)
+        + sattr("user.id", 5 + max(24, ctx.user_width)) + max(len(u) for u in tp.user_type)
+        + iattr("emitter.seq") + len(consts[C_RUN]) + iattr("http.request.resend_count")
+        + len(consts[C_SESSION_END]) + max(len(e) for e in tp.end_reason)
+        + len(consts[C_ANOMALOUS]) + max(len(r) for r in tp.role)
+        + sattr("emitter.faults", sum(len(f) + 1 for f in faults)) + _ERR_BOUND
+    )  # fmt: skip
+    child_bound = (
+        18 + 10 + 10 + max(len(c) for c in (*tp.client_const, *tp.server_const)) + 18
+        + iattr("http.response.status_code") + _ERR_BOUND
+    )  # fmt: skip
+    head_bound = sum(len(res) + len(scope) + 2 * 6 for res, scope in tp.resource)
+    K = tr.K
+    return OtlpTables(
+        pool,
+        off,
+        base,
+        kinds,
+        np.array([len(q) for q in m.query_names], np.int64),
+        np.ascontiguousarray(tr.svc, np.int64),
+        np.ascontiguousarray(tr.parent, np.int64),
+        np.array(span_id_keys(ctx.key_span, K), np.int64),
+        n_path,
+        n_query,
+        len(faults),
+        len(tr.services),
+        K,
+        root_bound,
+        child_bound,
+        head_bound,
+        64 + 32 * (longest_choice // 32 + 2) + SLACK,
     )
-    return event + status
 
 
-def _err_text(code: int) -> tuple[str, str]:
+def otlp_tables(ctx: RunContext, environment: str, resource: dict[str, str]) -> OtlpTables:
+    """:func:`build_tables`, cached on the model (for the latest run of each environment and resource)."""
+    m = ctx.model
+    tkey = f"_otlp_numba|{environment}|{sorted(resource.items())}"
+    key = (ctx.run_id, ctx.fault_ids, ctx.user_width, ctx.keys)
+    hit: tuple[Any, OtlpTables] | None = m.__dict__.get(tkey)
+    if hit is None or hit[0] != key:
+        hit = m.__dict__[tkey] = (key, build_tables(_templates(m, environment, resource), ctx))
+    return hit[1]
+
+
+# ------------------------------------------------------------------ the kernel
+#
+# As everywhere (see ._native): helpers take addresses and integers, never arrays. _put copies 64 bytes
+# whatever the string's length: the scratch buffer has SLACK bytes to spare past anything the first pass
+# writes. The second pass copies exact lengths.
+
+
+@_jit
+def _vsize(v: int) -> int:
+    """Bytes of ``v``'s varint (as an unsigned 64-bit number)."""
+    n = 1
+    v = (v >> 7) & 0x01FFFFFFFFFFFFFF
+    while v != 0:
+        n += 1
+        v >>= 7
+    return n
+
+
+@_jit
+def _varint_slow(o: int, v: int) -> int:
+    while True:
+        b = v & 0x7F
+        v = (v >> 7) & 0x01FFFFFFFFFFFFFF
+        if v == 0:
+            _st1(o, b)
+            return o + 1
+        _st1(o, b | 0x80)
+        o += 1
+
+
+@_inline
+def _varint(o: int, v: int) -> int:
+    """``v`` as a protobuf varint at address ``o``; the next address."""
+    if 0 <= v < 128:
+        _st1(o, v)
+        return o + 1
+    return _varint_slow(o, v)
+
+
+@_inline
+def _id(o: int, tag: int, x: int) -> int:
+    """A 64-bit id field (8 bytes, big-endian) with tag ``tag``."""
+    _st1(o, tag)
+    _st1(o + 1, 8)
+    _st8(o + 2, _bswap(x))
+    return o + 10
+
+
+@_inline
+def _fixed64(o: int, tag: int, v: int) -> int:
+    _st1(o, tag)
+    _st8(o + 1, v)
+    return o + 9
+
+
+@_inline
+def _int_attr(o: int, pool: int, off: int, k: int, v: int) -> int:
+    """An int attribute from template ``k`` (``_int_template``: P + 5 bytes) and the value ``v``."""
+    p5 = _len(off, k)
+    vo = _put(o, pool, off, k)
+    e = _varint(vo, v)
+    vs = e - vo
+    _st1(o + 1, p5 - 2 + vs)  # KeyValue: P + 1 + 1 + (1 + vs)
+    _st1(o + p5 - 2, 1 + vs)  # AnyValue: 1 + vs
+    return e
+
+
+@_jit
+def _str_end_slow(o: int, v: int, e: int) -> int:
+    """:func:`_str_end` for a value whose lengths take more than a byte: the value and key moved along."""
+    n = e - v
+    p = v - o - 6
+    sv = 1 + _vsize(n) + n
+    kv = p + 1 + _vsize(sv) + sv
+    h = 1 + _vsize(kv) + p + 1 + _vsize(sv) + 1 + _vsize(n)
+    shift = h - (p + 6)
+    for x in range(n - 1, -1, -1):
+        _st1(v + shift + x, _ld1(v + x))
+    d = _vsize(kv) - 1
+    for x in range(p - 1, -1, -1):
+        _st1(o + 2 + d + x, _ld1(o + 2 + x))
+    q = _varint(o + 1, kv) + p
+    _st1(q, 0x12)
+    q = _varint(q + 1, sv)
+    _st1(q, 0x0A)
+    q = _varint(q + 1, n)
+    return q + n
+
+
+@_inline
+def _str_end(o: int, v: int, e: int) -> int:
+    """Patch the lengths of the string attribute at ``o`` (template: P + 6 bytes) whose value is ``v .. e``."""
+    n = e - v
+    p = v - o - 6
+    kv = p + 4 + n
+    if kv < 128:
+        _st1(o + 1, kv)
+        _st1(o + p + 3, n + 2)
+        _st1(o + p + 5, n)
+        return e
+    return _str_end_slow(o, v, e)
+
+
+@_jit
+def _message(o: int, code: int, pool: int, off: int, b_const: int) -> int:
     if code == 504:
-        return "upstream timed out (504 Gateway Timeout)", "TimeoutError"
-    return f"HTTP {code}", "HTTPError"
+        return _put(o, pool, off, b_const + C_MSG_504)
+    return _dec(_put(o, pool, off, b_const + C_HTTP), code, 1)
 
 
-_NumbaEncoder = Callable[[EventBatch, str, dict[str, str], int], "list[OtlpRequest] | None"]
-_numba: list[_NumbaEncoder | None] = []
+@_jit
+def _error(o: int, code: int, t_ns: int, pool: int, off: int, b_const: int) -> int:
+    """The exception event and the error status of a span that answered ``code`` (>= 500) at ``t_ns``.
+
+    ``code`` is an int16: the message has at most 40 bytes, the type 12, so every length fits one byte.
+    """
+    tk = b_const + (C_TYPE_504 if code == 504 else C_TYPE_HTTP)
+    ne = _len(off, tk)
+    nm = _message(o, code, pool, off, b_const) - o  # (written here only to be measured)
+    _st1(o, 0x5A)  # events (11)
+    _st1(o + 1, 67 + ne + nm)
+    o = _fixed64(o + 2, 0x09, t_ns)
+    o = _put(o, pool, off, b_const + C_EXC_NAME)  # name "exception", attribute (3)
+    _st1(o, 20 + ne)
+    o = _put(o + 1, pool, off, b_const + C_EXC_TYPE)
+    _st1(o, 2 + ne)
+    _st1(o + 1, 0x0A)
+    _st1(o + 2, ne)
+    o = _put(o + 3, pool, off, tk)
+    _st1(o, 0x1A)
+    _st1(o + 1, 23 + nm)
+    o = _put(o + 2, pool, off, b_const + C_EXC_MSG)
+    _st1(o, 2 + nm)
+    _st1(o + 1, 0x0A)
+    _st1(o + 2, nm)
+    o = _message(o + 3, code, pool, off, b_const)
+    _st1(o, 0x7A)  # status (15): message, code
+    _st1(o + 1, 4 + nm)
+    _st1(o + 2, 0x12)
+    _st1(o + 3, nm)
+    o = _message(o + 4, code, pool, off, b_const)
+    _st1(o, 0x18)
+    _st1(o + 1, 2)
+    return o + 2
 
 
-def numba_encoder() -> _NumbaEncoder | None:
-    """The compiled encoder of :mod:`._otlp_numba`, or None when numba does not import (tried once)."""
-    if not _numba:
-        try:
-            from ._otlp_numba import encode_otlp_numba as fn
-        except (ImportError, RuntimeError, OSError):
-            _numba.append(None)
-        else:
-            _numba.append(fn)
-    return _numba[0]
+@_jit
+def _encode_kernel(
+    out_arr: U8,
+    scratch_arr: U8,
+    dummy_arr: U8,
+    span_end: I64,
+    span_svc: I64,
+    svc_bytes: I64,
+    svc_at: I64,
+    info: I64,
+    need: I64,
+    first_chunk: int,
+    max_events: int,
+    t: I64,
+    latency: I64,
+    sess: I64,
+    user: I64,
+    utype: Any,
+    seq: Any,
+    attempt: Any,
+    state: Any,
+    status: Any,
+    end: Any,
+    anomalous: U8,
+    role: Any,
+    faults: I64,
+    params_arr: I64,
+    node_start: I64,
+    node_dur: I64,
+    node_status: Any,
+    k_trace_hi: int,
+    k_trace_lo: int,
+    k_span: int,
+    k_session: int,
+    child_keys: I64,
+    node_svc: I64,
+    node_parent: I64,
+    K: int,
+    pool_arr: U8,
+    off_arr: I64,
+    base: I64,
+    kinds_arr: Any,
+    n_query_names: I64,
+    n_path: int,
+    n_query: int,
+    n_fault: int,
+    user_width: int,
+    start_us: int,
+    root_bound: int,
+    child_bound: int,
+    head_bound: int,
+) -> int:
+    """Requests ``first_chunk``, ... (``max_events`` calls each) into ``out_arr``, as many as fit.
+
+    Request c is written at ``info[c, 0] .. info[c, 1]`` and holds ``info[c, 2]`` spans. Returns the next
+    request to write; when that is ``first_chunk``, ``need`` holds the scratch and output sizes wanted.
+    """
+    out = _addr(out_arr)
+    scratch = _addr(scratch_arr)
+    pool = _addr(pool_arr)
+    off = _addr(off_arr)
+    params = _addr(params_arr)
+    kinds = _addr(kinds_arr)
+    dummy = _addr(dummy_arr)
+    n_states = kinds_arr.shape[1]
+    out_cap = len(out_arr) - SLACK
+    scratch_cap = len(scratch_arr) - SLACK
+    n = len(t)
+    n_svc = len(svc_bytes)
+    b_const, b_root, b_client, b_server, b_utype = base[0], base[1], base[2], base[3], base[4]
+    b_end, b_role, b_piece, b_query, b_choice = base[5], base[6], base[7], base[8], base[9]
+    b_fault, b_res, b_empty = base[10], base[11], base[12]
+    scope_at = _ld8(off + 8 * (b_const + C_SCOPE))
+    scope_len = _len(off, b_const + C_SCOPE)
+    n_chunks = (n + max_events - 1) // max_events
+    o_out = out
+    for c in range(first_chunk, n_chunks):
+        lo = c * max_events
+        hi = min(n, lo + max_events)
+        # room for this request's spans in the scratch buffer?
+        child = 0
+        for i in range(lo, hi):
+            for j in range(1, K):
+                child += node_dur[i, j] > 0
+        if (hi - lo) * root_bound + 2 * child * child_bound > scratch_cap:
+            need[0] = (hi - lo) * root_bound + 2 * child * child_bound + SLACK
+            return c
+        # pass 1: the spans, in event order, into the scratch buffer
+        o = scratch
+        m = 0
+        for i in range(lo, hi):
+            s = int(state[i])
+            ek = _event_key(sess[i], int(seq[i]), int(attempt[i]))
+            th = _bswap(_mix64(ek, k_trace_hi))
+            tl = _bswap(_mix64(ek, k_trace_lo))
+            root_id = _mix64(ek, k_span)
+            t0 = (t[i] + start_us) * 1000
+            t1 = t0 + latency[i] * 1000
+            code = int(status[i])
+            _st1(o, 0x0A)
+            _st1(o + 1, 16)
+            _st8(o + 2, th)
+            _st8(o + 10, tl)
+            o = _id(o + 18, 0x12, root_id)
+            o = _put(o, pool, off, b_root + s)
+            o = _fixed64(o, 0x39, t0)
+            o = _fixed64(o, 0x41, t1)
+            o = _int_attr(o, pool, off, b_const + C_STATUS, code)
+            # url.path: the pieces and the path placeholders; url.query: the query string after the "?"
+            a = o
+            v = _put(a, pool, off, b_const + C_PATH)
+            p = _path(v, s, i, n, params, kinds, n_states, n_path, pool, off, b_piece, b_choice, b_empty, dummy)
+            o = _str_end(a, v, p)
+            if n_query_names[s] > 0:
+                a = o
+                v = _put(a, pool, off, b_const + C_QUERY)
+                p = _query(
+                    v, s, i, n, params, kinds, n_states, n_path, n_query, pool, off, b_query, b_choice, b_empty, dummy
+                )
+                o = _str_end(a, v, p)
+            a = o
+            v = _put(a, pool, off, b_const + C_SESSION)
+            o = _str_end(a, v, _hex(v, _mix64(sess[i], k_session)))
+            a = o
+            v = _put(a, pool, off, b_const + C_USER)
+            o = _str_end(a, v, _dec(_put(v, pool, off, b_const + C_USER_PREFIX), user[i], user_width))
+            o = _put(o, pool, off, b_utype + int(utype[i]))
+            o = _int_attr(o, pool, off, b_const + C_SEQ, int(seq[i]))
+            o = _put(o, pool, off, b_const + C_RUN)
+            if attempt[i] > 1:
+                o = _int_attr(o, pool, off, b_const + C_RESEND, int(attempt[i]) - 1)
+            if end[i] != 0:
+                o = _put(o, pool, off, b_const + C_SESSION_END)
+                o = _put(o, pool, off, b_end + int(end[i]))
+            if anomalous[i]:
+                o = _put(o, pool, off, b_const + C_ANOMALOUS)
+                o = _put(o, pool, off, b_role + int(role[i]))
+                a = o
+                v = _put(a, pool, off, b_const + C_FAULTS)
+                o = _str_end(a, v, _faults(v, faults[i], pool, off, b_fault, n_fault))
+            if code >= 500:
+                o = _error(o, code, t1, pool, off, b_const)
+            span_svc[m] = node_svc[s, 0]
+            span_end[m] = o - scratch
+            m += 1
+            for j in range(1, K):
+                nd = node_dur[i, j]
+                if nd <= 0:
+                    continue
+                par = node_parent[s, j]
+                callee = node_svc[s, j]
+                parent_id = root_id if par == 0 else _mix64(ek, child_keys[2 * par + 1])
+                cid = _mix64(ek, child_keys[2 * j])
+                ns = node_start[i, j]
+                st = int(node_status[i, j])
+                seen = st if st != 0 else 200
+                # CLIENT span at the caller
+                ce = t0 + (ns + nd + NET_US) * 1000
+                _st1(o, 0x0A)
+                _st1(o + 1, 16)
+                _st8(o + 2, th)
+                _st8(o + 10, tl)
+                o = _id(o + 18, 0x12, cid)
+                o = _id(o, 0x22, parent_id)
+                o = _put(o, pool, off, b_client + callee)
+                o = _fixed64(o, 0x39, t0 + (ns - NET_US) * 1000)
+                o = _fixed64(o, 0x41, ce)
+                o = _int_attr(o, pool, off, b_const + C_STATUS, seen)
+                if st >= 500:
+                    o = _error(o, st, ce, pool, off, b_const)
+                span_svc[m] = node_svc[s, par]
+                span_end[m] = o - scratch
+                m += 1
+                # SERVER span at the callee
+                ss = t0 + ns * 1000
+                se = ss + nd * 1000
+                _st1(o, 0x0A)
+                _st1(o + 1, 16)
+                _st8(o + 2, th)
+                _st8(o + 10, tl)
+                o = _id(o + 18, 0x12, _mix64(ek, child_keys[2 * j + 1]))
+                o = _id(o, 0x22, cid)
+                o = _put(o, pool, off, b_server + callee)
+                o = _fixed64(o, 0x39, ss)
+                o = _fixed64(o, 0x41, se)
+                o = _int_attr(o, pool, off, b_const + C_STATUS, seen)
+                if st >= 500:
+                    o = _error(o, st, se, pool, off, b_const)
+                span_svc[m] = callee
+                span_end[m] = o - scratch
+                m += 1
+        # room for the request in the output?
+        wanted = (o - scratch) + 6 * m + head_bound
+        if (o_out - out) + wanted > out_cap:
+            need[1] = wanted + SLACK
+            return c
+        # pass 2: per service, its headers and then its spans
+        for k in range(n_svc):
+            svc_bytes[k] = 0
+        prev = 0
+        for x in range(m):
+            size = span_end[x] - prev
+            svc_bytes[span_svc[x]] += 1 + _vsize(size) + size
+            prev = span_end[x]
+        q = o_out
+        for k in range(n_svc):
+            if svc_bytes[k] == 0:
+                continue
+            res_len = _len(off, b_res + k)
+            ss_len = scope_len + svc_bytes[k]
+            _st1(q, 0x0A)  # resource_spans (1)
+            q = _varint(q + 1, res_len + 1 + _vsize(ss_len) + ss_len)
+            _memcpy(q, pool + _ld8(off + 8 * (b_res + k)), res_len)
+            _st1(q + res_len, 0x12)  # scope_spans (2)
+            q = _varint(q + res_len + 1, ss_len)
+            _memcpy(q, pool + scope_at, scope_len)
+            svc_at[k] = q + scope_len
+            q += scope_len + svc_bytes[k]
+        prev = 0
+        for x in range(m):
+            size = span_end[x] - prev
+            k = span_svc[x]
+            d = svc_at[k]
+            _st1(d, 0x12)  # spans (2)
+            d = _varint(d + 1, size)
+            _memcpy(d, scratch + prev, size)
+            svc_at[k] = d + size
+            prev = span_end[x]
+        info[c, 0] = o_out - out
+        info[c, 1] = q - out
+        info[c, 2] = m
+        o_out = q
+    return n_chunks
+
+
+_OUT_BYTES = 8 << 20  # requests written per kernel call: about this many bytes (then copied out while in cache)
+_CHILDREN_GUESS = 3  # call-tree nodes per call that the first buffer sizes allow for (the kernel asks for more)
 
 
 def encode_otlp(
     batch: EventBatch, *, environment: str = "emitter", resource: dict[str, str] | None = None, max_events: int = 512
-) -> Iterator[OtlpRequest]:
-    """The batch as OTLP ExportTraceServiceRequest bodies of at most ``max_events`` calls each.
-
-    Compiled (numba, every request of the batch at once) unless numba is missing or ``EMITTER_NO_NUMBA``
-    is set, or the workflow is one the kernel leaves aside; :func:`encode_otlp_python` otherwise. Same bytes.
-    """
-    fn = None if os.environ.get("EMITTER_NO_NUMBA") else numba_encoder()
-    if fn is not None:
-        reqs = fn(batch, environment, resource or {}, max_events)
-        if reqs is not None:
-            return iter(reqs)
-    return encode_otlp_python(batch, environment=environment, resource=resource, max_events=max_events)
-
-
-def encode_otlp_numba(
-    batch: EventBatch, *, environment: str = "emitter", resource: dict[str, str] | None = None, max_events: int = 512
-) -> list[OtlpRequest] | None:
-    """The compiled encoder's requests (None: a workflow it leaves to Python; ImportError without numba)."""
-    fn = numba_encoder()
-    if fn is None:
-        raise ImportError("numba is not installed")
-    return fn(batch, environment, resource or {}, max_events)
-
-
-def encode_otlp_python(
-    batch: EventBatch, *, environment: str = "emitter", resource: dict[str, str] | None = None, max_events: int = 512
-) -> Iterator[OtlpRequest]:
-    """The batch as OTLP ExportTraceServiceRequest bodies of at most ``max_events`` calls each (pure Python)."""
-    m = batch.ctx.model
-    tp = _templates(m, environment, resource or {})
-    tr = tp.trees
-    c = batch.cols
+) -> list[OtlpRequest]:
+    """The batch as OTLP ExportTraceServiceRequest bodies of at most ``max_events`` calls each."""
     n = len(batch)
-    start_ns = ((c["t"] + batch.ctx.start_us) * 1000).tolist()
-    lat_ns = (c["latency"] * 1000).tolist()
-    th = batch.trace_hi.astype(">u8").tobytes()
-    tl = batch.trace_lo.astype(">u8").tobytes()
-    sid = batch.span_id.astype(">u8").tobytes()
-    sess = batch.session_key.astype(">u8").view(np.uint8).reshape(-1, 8)
-    from ..core.ids import hex_ids
-
-    sess_hex = hex_ids(batch.session_key).tobytes()
-    user = c["user"].tolist()
-    width = batch.ctx.user_width
-    state = c["state"].tolist()
-    status = c["status"].tolist()
-    attempt = c["attempt"].tolist()
-    seq = c["seq"].tolist()
-    utype = c["utype"].tolist()
-    end = c["end"].tolist()
-    role = c["role"].tolist()
-    anomalous = c["anomalous"].tolist()
-    fmask = c["faults"].tolist()
-    fids = batch.ctx.fault_ids
-    paths = batch.paths()
-    run_attr = _str_kv("emitter.run_id", batch.ctx.run_id)
-    K = tr.K if "node_dur" in c else 1
-    node_svc = tr.svc
-    node_parent = tr.parent
+    if n == 0:
+        return []
+    if max_events < 1:
+        raise ValueError(f"max_events must be at least 1, got {max_events}")
+    ctx = batch.ctx
+    tb = otlp_tables(ctx, environment, resource or {})
+    c = batch.cols
+    K = tb.K if "node_dur" in c else 1
     if K > 1:
-        nstart = c["node_start"].tolist()
-        ndur = c["node_dur"].tolist()
-        nstat = c["node_status"].tolist()
-        keys = span_id_keys(batch.ctx.key_span, K)
-        ids = [mix64(batch.ekey, k).astype(">u8").tobytes() for k in keys]
-    del sess
-    n_svc = len(tr.services)
-    for lo in range(0, n, max_events):
-        hi = min(n, lo + max_events)
-        per_svc: list[list[bytes]] = [[] for _ in range(n_svc)]
-        spans = 0
-        for i in range(lo, hi):
-            s = state[i]
-            tid = _TAG_TRACE + th[i * 8 : i * 8 + 8] + tl[i * 8 : i * 8 + 8]
-            root_id = sid[i * 8 : i * 8 + 8]
-            t0 = start_ns[i]
-            t1 = t0 + lat_ns[i]
-            code = status[i]
-            path = paths[i]
-            q = path.find("?")
-            pb = path.encode()
-            attrs = (
-                tp.status(code)
-                + _str_attr(_P_PATH, pb if q < 0 else pb[:q])
-                + (_str_attr(_P_QUERY, pb[q + 1 :]) if q >= 0 else b"")
-                + _str_attr(_P_SESSION, sess_hex[i * 16 : i * 16 + 16])
-                + _str_attr(_P_USER, f"user-{user[i]:0{width}d}".encode())
-                + tp.user_type[utype[i]]
-                + tp.seq(seq[i])
-                + run_attr
-            )
-            if attempt[i] > 1:
-                attrs += _int_kv("http.request.resend_count", attempt[i] - 1)
-            if end[i]:
-                attrs += _bool_kv("emitter.session_end", True) + tp.end_reason[end[i]]
-            if anomalous[i]:
-                attrs += (
-                    _bool_kv("emitter.anomalous", True)
-                    + tp.role[role[i]]
-                    + _str_attr(_P_FAULTS, ",".join(f for b, f in enumerate(fids) if fmask[i] >> b & 1).encode())
-                )
-            body = (
-                tid + _TAG_SPAN + root_id + tp.root_const[s] + _TAG_START + _Q.pack(t0) + _TAG_END + _Q.pack(t1) + attrs
-            )
-            if code >= 500:
-                msg, et = _err_text(code)
-                body += _error(msg, t1, et)
-            per_svc[node_svc[s, 0]].append(_ld(2, body))
-            spans += 1
-            if K > 1:
-                ns, nd, nst = nstart[i], ndur[i], nstat[i]
-                for j in range(1, K):
-                    if nd[j] <= 0:
-                        continue
-                    p = node_parent[s, j]
-                    callee = node_svc[s, j]
-                    parent_id = root_id if p == 0 else ids[2 * p + 1][i * 8 : i * 8 + 8]
-                    cid = ids[2 * j][i * 8 : i * 8 + 8]
-                    srv = ids[2 * j + 1][i * 8 : i * 8 + 8]
-                    cs = t0 + (ns[j] - NET_US) * 1000
-                    ce = t0 + (ns[j] + nd[j] + NET_US) * 1000
-                    ss = t0 + ns[j] * 1000
-                    se = ss + nd[j] * 1000
-                    st = nst[j]
-                    seen = st if st else 200
-                    client = (
-                        tid
-                        + _TAG_SPAN
-                        + cid
-                        + _TAG_PARENT
-                        + parent_id
-                        + tp.client_const[callee]
-                        + _TAG_START
-                        + _Q.pack(cs)
-                        + _TAG_END
-                        + _Q.pack(ce)
-                        + tp.status(seen)
-                    )
-                    server = (
-                        tid
-                        + _TAG_SPAN
-                        + srv
-                        + _TAG_PARENT
-                        + cid
-                        + tp.server_const[callee]
-                        + _TAG_START
-                        + _Q.pack(ss)
-                        + _TAG_END
-                        + _Q.pack(se)
-                        + tp.status(seen)
-                    )
-                    if st >= 500:
-                        msg, et = _err_text(st)
-                        client += _error(msg, ce, et)
-                        server += _error(msg, se, et)
-                    per_svc[node_svc[s, p]].append(_ld(2, client))
-                    per_svc[callee].append(_ld(2, server))
-                    spans += 2
-        parts = []
-        for k, lst in enumerate(per_svc):
-            if lst:
-                res, scope = tp.resource[k]
-                parts.append(_ld(1, res + _ld(2, scope + b"".join(lst))))
-        yield OtlpRequest(b"".join(parts), hi - lo, spans)
+        node_start = col(c["node_start"], np.int64)
+        node_dur = col(c["node_dur"], np.int64)
+        node_status = col(c["node_status"], np.int16)
+    else:
+        node_start = node_dur = np.zeros((1, 1), np.int64)
+        node_status = np.zeros((1, 1), np.int16)
+    params = params_of(batch)
+    n_chunks = (n + max_events - 1) // max_events
+    per_chunk = min(n, max_events)
+    spans_max = per_chunk * (2 * K - 1)
+    span_end = buffer("span_end", 8 * spans_max).view(np.int64)
+    span_svc = buffer("span_svc", 8 * spans_max).view(np.int64)
+    svc_bytes = np.empty(tb.n_svc, np.int64)
+    svc_at = np.empty(tb.n_svc, np.int64)
+    info = np.empty((n_chunks, 3), np.int64)
+    need = np.zeros(2, np.int64)
+    per_event = tb.root_bound + 2 * min(K - 1, _CHILDREN_GUESS) * tb.child_bound
+    scratch_size = per_chunk * per_event + SLACK
+    out_size = min(n * per_event, _OUT_BYTES) + SLACK
+    args = (
+        col(c["t"], np.int64),
+        col(c["latency"], np.int64),
+        col(c["sess"], np.int64),
+        col(c["user"], np.int64),
+        col(c["utype"], np.int16),
+        col(c["seq"], np.int32),
+        col(c["attempt"], np.int16),
+        col(c["state"], np.int16),
+        col(c["status"], np.int16),
+        col(c["end"], np.int8),
+        col(c["anomalous"], np.bool_).view(np.uint8),
+        col(c["role"], np.int8),
+        np.ascontiguousarray(c["faults"], dtype=np.uint64).view(np.int64),
+        params,
+        node_start,
+        node_dur,
+        node_status,
+        ctx.key_trace[0],
+        ctx.key_trace[1],
+        ctx.key_span,
+        ctx.key_session,
+        tb.child_keys,
+        tb.node_svc,
+        tb.node_parent,
+        K,
+        tb.pool,
+        tb.off,
+        tb.base,
+        tb.kinds,
+        tb.n_query_names,
+        tb.n_path,
+        tb.n_query,
+        tb.n_fault,
+        ctx.user_width,
+        ctx.start_us,
+        tb.root_bound,
+        tb.child_bound,
+        tb.head_bound,
+    )
+    dummy = buffer("otlp_dummy", tb.dummy)
+    reqs: list[OtlpRequest] = []
+    first = 0
+    while first < n_chunks:
+        scratch_size, out_size = max(scratch_size, int(need[0])), max(out_size, int(need[1]))
+        scratch = buffer("scratch", scratch_size)
+        out = buffer("out", out_size)
+        nxt = _encode_kernel(
+            out, scratch, dummy, span_end, span_svc, svc_bytes, svc_at, info, need, first, max_events, *args
+        )
+        for k in range(first, nxt):
+            lo = k * max_events
+            body = out[info[k, 0] : info[k, 1]].tobytes()
+            reqs.append(OtlpRequest(body, min(n, lo + max_events) - lo, int(info[k, 2])))
+        first = nxt
+    return reqs

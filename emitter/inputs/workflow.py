@@ -99,6 +99,22 @@ def parse_workflow(data: Any, source: str = "<memory>") -> Workflow:
             order.setdefault(s, None)
     states = list(order)
     declared = set(transitions) | set(exits) | set(avg) | set(ep_specs)
+    for s in states:
+        if "?" in s or "#" in s:
+            where: Path = (
+                ("transitions", s)
+                if s in transitions
+                else ("endpoints", s)
+                if s in ep_specs
+                else ("entry_points", s)
+                if entry and s in entry
+                else ("exit_points",)
+            )
+            probs.error(
+                where,
+                f"a route is a path: {s!r} holds {'?' if '?' in s else '#'} "
+                f"(query parameters are declared under endpoints -> {s.split('?')[0]} -> query)",
+            )
 
     d = _defaults(probs, f)
     services = _services(probs, f.services if valid_mapping(f.services) else {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import sys
 import urllib.parse
 from pathlib import Path
@@ -149,7 +150,8 @@ class MemorySink(Sink):
         self.flushed += 1
 
     def events(self) -> list[dict[str, Any]]:
-        return [d for b in self.batches for d in b.to_dicts()]
+        """Every event as a dict (its JSON line decoded)."""
+        return [json.loads(line) for line in self.jsonl().splitlines()]
 
     def jsonl(self) -> bytes:
         return b"".join(jsonl_of(b) for b in self.batches)

@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from ..clients.kafka import KafkaSettings, parse_kafka_uri
 from ..core.batch import SCHEMA_VERSION, EventBatch
-from ..core.ids import hex_ids
+from ..encode.render import render_strings
 from ..errors import ConfigError
 from .base import Sink, SinkError
 from .basic import jsonl_of
@@ -146,9 +146,10 @@ class KafkaSink(Sink):
             self.stats.dropped += n
             return
         values = data.split(b"\n")
-        keys_m = hex_ids(batch.session_key)
+        sid, _ = render_strings(batch, ("session_id",))["session_id"]
+        keys_m = sid.reshape(n, 16)
         part = murmur2_partition(keys_m, self._partitions)
-        keys = keys_m.tobytes()
+        keys = sid.tobytes()
         ts_ms = ((batch.cols["t"] + batch.ctx.start_us) // 1000).tolist()
         if not self._headers:
             age_days = (time.time() * 1e6 - batch.ctx.start_us - int(batch.cols["t"][0])) / 86_400e6

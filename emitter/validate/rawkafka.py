@@ -22,25 +22,21 @@ Python objects are only made when the caller asks for them (``values()``, ``keys
   to the earliest (or latest) offset, as ``auto.offset.reset`` would; partitions added later are read
   from their start.
 * control batches (transaction markers) and records below the fetched offset are skipped; aborted
-  transactional records are returned (read_uncommitted, as the other readers). CRCs are not checked.
+  transactional records are returned (read_uncommitted, as the other readers). Every batch's CRC-32C
+  is checked (:mod:`emitter.encode.kafka_records` parses the batches).
 * compressed batches are inflated (gzip from the standard library; snappy, lz4 and zstd through
   aiokafka's codecs, which need cramjam), then parsed the same way.
-
-Without numba (or with ``EMITTER_NO_NUMBA`` set) the same kernels run as plain Python: correct, slow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
-import os
 import socket
 import struct
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from io import BytesIO
 from typing import Any
 
@@ -48,17 +44,15 @@ import numpy as np
 import numpy.typing as npt
 
 from ..clients.kafka import KafkaSettings
+from ..encode.kafka_records import RawBatch, _warm, parse_record_batches, scan_record_batches
 from ..errors import EmitterError
 
-__all__ = ["RawBatch", "RawReader", "parse_record_batches", "scan_record_batches"]
+__all__ = ["RawBatch", "RawReader"]
 
 Pair = tuple[bytes | None, bytes | None]
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 
-_HEADER = 61  # bytes of a v2 record batch header, up to and including the record count
-_CONTROL = 0x20  # attributes bit 5: a control batch (transaction marker)
-_CODECS = {1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 # partition errors after which the partition's leader is looked up again
 _MOVED = {
     3,  # UNKNOWN_TOPIC_OR_PARTITION
@@ -73,310 +67,6 @@ _MOVED = {
 }
 _OUT_OF_RANGE = 1
 EARLIEST, LATEST = -2, -1
-
-
-# ---- the kernels: plain Python, compiled by numba when it is there -----------------------------------
-
-_NUMBA = not os.environ.get("EMITTER_NO_NUMBA")
-_jitable: Callable[[Any], Any]
-if _NUMBA:
-    try:
-        from numba.extending import register_jitable as _jitable
-    except (ImportError, RuntimeError, OSError):
-        _NUMBA = False
-if not _NUMBA:
-
-    def _jitable(f: Any) -> Any:
-        return f
-
-
-@_jitable
-def _i16(buf: Any, p: int) -> Any:
-    v = (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
-    return v - 65536 if v >= 32768 else v
-
-
-@_jitable
-def _i32(buf: Any, p: int) -> Any:
-    v = (np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16) | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3])
-    return v - 4294967296 if v >= 2147483648 else v
-
-
-@_jitable
-def _i64(buf: Any, p: int) -> Any:
-    return _i32(buf, p) * 4294967296 + (_i32(buf, p + 4) & 0xFFFFFFFF)
-
-
-@_jitable
-def _varint(buf: Any, p: Any, end: Any) -> tuple[Any, Any]:
-    """A zigzag varint at p (not past end): (value, position after it), or (0, -1) when it runs over."""
-    u: Any = 0
-    shift = 0
-    while p < end:
-        b = np.int64(buf[p])
-        p += 1
-        u |= (b & 0x7F) << shift
-        if b < 0x80:
-            return (u >> 1) ^ -(u & 1), p
-        shift += 7
-        if shift > 63:
-            break
-    return 0, -1
-
-
-def _scan_py(buf: Any, start: int, end: int, min_offset: int, partition: int) -> tuple[Any, int]:
-    """The complete v2 record batches in buf[start:end] (a fetch may end inside one), one row each:
-    records start, batch end, base offset, last offset delta, attributes, record count, min_offset,
-    partition. Status 0, or 1 at a batch of an older format (magic < 2), 2 at a corrupt length."""
-    cap = 16
-    tab = np.empty((cap, 8), np.int64)
-    n = 0
-    status = 0
-    p = start
-    while p + _HEADER <= end:
-        blen = _i32(buf, p + 8)
-        if blen < _HEADER - 12:
-            status = 2
-            break
-        bend = p + 12 + blen
-        if bend > end:
-            break  # the fetch ends inside this batch: it comes whole with the next one
-        if np.int64(buf[p + 16]) != 2:
-            status = 1
-            break
-        if n == cap:
-            cap *= 2
-            grown = np.empty((cap, 8), np.int64)
-            grown[:n] = tab[:n]
-            tab = grown
-        tab[n, 0] = p + _HEADER
-        tab[n, 1] = bend
-        tab[n, 2] = _i64(buf, p)
-        tab[n, 3] = _i32(buf, p + 23)
-        tab[n, 4] = _i16(buf, p + 21)
-        tab[n, 5] = _i32(buf, p + 57)
-        tab[n, 6] = min_offset
-        tab[n, 7] = partition
-        n += 1
-        p = bend
-    return tab[:n], status
-
-
-def _parse_py(buf: Any, tab: Any) -> tuple[Any, Any, Any, Any, Any, Any, int, int]:
-    """The records of the uncompressed batches in tab (rows as _scan_py makes them, records between
-    columns 0 and 1 of buf): value start, value length, key start, key length (-1: null), offset and
-    partition of each record at or past its row's min_offset, in order; control batches skipped.
-    Returns those arrays, the count, and 0 or 1 + the row of a corrupt batch."""
-    total = 0
-    for i in range(tab.shape[0]):
-        if (tab[i, 4] & _CONTROL) == 0:
-            total += min(tab[i, 5], tab[i, 1] - tab[i, 0])
-    vs = np.empty(total, np.int64)
-    vl = np.empty(total, np.int32)
-    ks = np.empty(total, np.int64)
-    kl = np.empty(total, np.int32)
-    off = np.empty(total, np.int64)
-    part = np.empty(total, np.int32)
-    n = 0
-    for i in range(tab.shape[0]):
-        if (tab[i, 4] & _CONTROL) != 0:
-            continue
-        p = tab[i, 0]
-        end = tab[i, 1]
-        base = tab[i, 2]
-        low = tab[i, 6]
-        pt = tab[i, 7]
-        for _ in range(min(tab[i, 5], end - p)):
-            length, p = _varint(buf, p, end)
-            if p < 0 or length < 6 or p + length > end:
-                return vs, vl, ks, kl, off, part, n, i + 1
-            rend = p + length
-            p += 1  # attributes
-            _, p = _varint(buf, p, rend)  # timestamp delta
-            if p < 0:
-                return vs, vl, ks, kl, off, part, n, i + 1
-            od, p = _varint(buf, p, rend)
-            if p < 0:
-                return vs, vl, ks, kl, off, part, n, i + 1
-            klen, p = _varint(buf, p, rend)
-            kstart = p
-            if p < 0 or klen > rend - p:
-                return vs, vl, ks, kl, off, part, n, i + 1
-            if klen > 0:
-                p += klen
-            vlen, p = _varint(buf, p, rend)
-            if p < 0 or vlen > rend - p:
-                return vs, vl, ks, kl, off, part, n, i + 1
-            o = base + od
-            if o >= low:
-                vs[n] = p
-                vl[n] = vlen
-                ks[n] = kstart
-                kl[n] = klen
-                off[n] = o
-                part[n] = pt
-                n += 1
-            p = rend  # the headers are skipped whole
-    return vs, vl, ks, kl, off, part, n, 0
-
-
-_compiled: dict[str, Callable[..., Any]] = {}
-
-
-def _kernels() -> dict[str, Callable[..., Any]]:
-    if not _compiled:
-        fns: dict[str, Any] = {"scan": _scan_py, "parse": _parse_py}
-        if _NUMBA:
-            import numba
-
-            fns = {k: numba.njit(cache=True, nogil=True)(f) for k, f in fns.items()}
-        _compiled.update(fns)
-    return _compiled
-
-
-def _warm() -> None:
-    """Compile (or load from numba's cache) the kernels for the buffers they will see: read-only (from
-    bytes) and writable (a fetch thread's)."""
-    k = _kernels()
-    for buf in (np.frombuffer(b"", np.uint8), np.zeros(0, np.uint8)):
-        tab, _ = k["scan"](buf, 0, 0, 0, 0)
-        k["parse"](buf, tab)
-
-
-def _as_array(buf: Any) -> Any:
-    """What the kernels read: a uint8 array (bytes as such without numba: faster to index in Python)."""
-    if isinstance(buf, np.ndarray):
-        return buf
-    return np.frombuffer(buf, np.uint8) if _NUMBA else buf
-
-
-def scan_record_batches(buf: bytes, start: int, end: int, min_offset: int = 0, partition: int = 0) -> I64:
-    """The batch table of buf[start:end] (see ``_scan_py``); an EmitterError at a batch it cannot read."""
-    tab, status = _kernels()["scan"](_as_array(buf), start, end, min_offset, partition)
-    if status == 1:
-        raise EmitterError(
-            f"kafka: partition {partition} holds a record batch of an old format (magic < 2) "
-            f"near offset {min_offset}: client=raw reads format v2 only (use client=confluent)"
-        )
-    if status == 2:
-        raise EmitterError(f"kafka: partition {partition}: corrupt record batch near offset {min_offset}")
-    out: I64 = tab
-    return out
-
-
-def parse_record_batches(buf: bytes | npt.NDArray[np.uint8], tab: I64) -> RawBatch:
-    """The records of the batches in tab (compressed ones are inflated first, into a new buffer)."""
-    if len(tab) and (tab[:, 4] & 7).any():
-        buf, tab = _inflate(buf, tab)
-    vs, vl, ks, kl, off, part, n, bad = _kernels()["parse"](_as_array(buf), tab)
-    if bad:
-        row = tab[bad - 1]
-        raise EmitterError(f"kafka: partition {row[7]}: corrupt record in the batch at offset {row[2]}")
-    return RawBatch(buf, vs[:n], vl[:n], ks[:n], kl[:n], off[:n], part[:n])
-
-
-def _decompress(codec: int, data: memoryview, partition: int, offset: int) -> bytes:
-    if codec == 1:
-        return gzip.decompress(data)
-    from aiokafka import codec as ak
-
-    name = _CODECS.get(codec)
-    if name is None:
-        raise EmitterError(f"kafka: partition {partition}: unknown compression codec {codec} at offset {offset}")
-    if not getattr(ak, f"has_{name}")():
-        raise EmitterError(
-            f"kafka: partition {partition} holds {name}-compressed record batches (offset {offset}) and the "
-            f"{name} codec is not installed: pip install cramjam (or read with client=confluent)"
-        )
-    out: bytes = getattr(ak, f"{name}_decode")(data)
-    return out
-
-
-def _inflate(buf: bytes | npt.NDArray[np.uint8], tab: I64) -> tuple[bytes, I64]:
-    """One new buffer with every batch's records section, compressed ones inflated; tab rewritten to it."""
-    mv = buf.data if isinstance(buf, np.ndarray) else memoryview(buf)
-    pieces: list[bytes | memoryview] = []
-    new = tab.copy()
-    at = 0
-    for i in range(len(tab)):
-        seg: bytes | memoryview = mv[int(tab[i, 0]) : int(tab[i, 1])]
-        codec = int(tab[i, 4]) & 7
-        if codec and not int(tab[i, 4]) & _CONTROL:
-            seg = _decompress(codec, mv[int(tab[i, 0]) : int(tab[i, 1])], int(tab[i, 7]), int(tab[i, 2]))
-        new[i, 0] = at
-        at += len(seg)
-        new[i, 1] = at
-        new[i, 4] &= ~7
-        pieces.append(seg)
-    return b"".join(pieces), new
-
-
-# ---- what a poll returns ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RawBatch:
-    """Records as places in one buffer (bytes, or a uint8 array when a fetch thread read it): record i's
-    value is ``buf[value_start[i]:][:value_len[i]]`` (``value_len[i] == -1``: a null value), its key
-    likewise; ``offset`` and ``partition`` per record. Records of one partition are in offset order;
-    partitions are interleaved by fetch."""
-
-    buf: bytes | npt.NDArray[np.uint8]
-    value_start: I64
-    value_len: I32
-    key_start: I64
-    key_len: I32
-    offset: I64
-    partition: I32
-
-    def __len__(self) -> int:
-        return len(self.offset)
-
-    @staticmethod
-    def empty() -> RawBatch:
-        z64: I64 = np.zeros(0, np.int64)
-        z32: I32 = np.zeros(0, np.int32)
-        return RawBatch(b"", z64, z32, z64, z32, z64, z32)
-
-    def slice(self, a: int, b: int) -> RawBatch:
-        """Records a..b-1 (views, the same buffer)."""
-        return RawBatch(
-            self.buf,
-            self.value_start[a:b],
-            self.value_len[a:b],
-            self.key_start[a:b],
-            self.key_len[a:b],
-            self.offset[a:b],
-            self.partition[a:b],
-        )
-
-    @staticmethod
-    def _cut(buf: bytes | npt.NDArray[np.uint8], starts: I64, lens: I32) -> list[bytes | None]:
-        s = starts.tolist()
-        if isinstance(buf, bytes):
-            if not len(lens) or lens.min() >= 0:
-                return list(map(buf.__getitem__, map(slice, s, (starts + lens).tolist())))
-            return [None if ln < 0 else buf[a : a + ln] for a, ln in zip(s, lens.tolist(), strict=True)]
-        mv = buf.data
-        if not len(lens) or lens.min() >= 0:
-            return [m.tobytes() for m in map(mv.__getitem__, map(slice, s, (starts + lens).tolist()))]
-        return [None if ln < 0 else mv[a : a + ln].tobytes() for a, ln in zip(s, lens.tolist(), strict=True)]
-
-    def values(self, step: int = 1) -> list[bytes | None]:
-        """Each record's value as bytes (None for a null value); with step, records 0, step, 2*step..."""
-        if step == 1:
-            return self._cut(self.buf, self.value_start, self.value_len)
-        return self._cut(self.buf, self.value_start[::step], self.value_len[::step])
-
-    def keys(self, step: int = 1) -> list[bytes | None]:
-        """Each record's key (as values())."""
-        if step == 1:
-            return self._cut(self.buf, self.key_start, self.key_len)
-        return self._cut(self.buf, self.key_start[::step], self.key_len[::step])
-
-    def pairs(self) -> list[Pair]:
-        """(key, value) per record, as the other readers' ``poll`` returns them."""
-        return list(zip(self.keys(), self.values(), strict=True))
 
 
 # ---- Fetch requests whose response stays raw ----------------------------------------------------------
@@ -596,8 +286,7 @@ class RawReader:
         from aiokafka.client import AIOKafkaClient
         from aiokafka.errors import KafkaError
 
-        if _NUMBA:
-            await asyncio.to_thread(_warm)  # seconds the first time, not in the middle of a fetch
+        await asyncio.to_thread(_warm)  # seconds the first time, not in the middle of a fetch
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._client = AIOKafkaClient(**self.s.connection_kwargs())
@@ -736,8 +425,6 @@ class RawReader:
         if top:
             self._call(self._refresh.set)
             return None
-        arr = _as_array(raw)
-        scan = _kernels()["scan"]
         tabs = []
         refresh = False
         with self._lock:
@@ -749,9 +436,7 @@ class RawReader:
                     refresh = True
                     continue
                 if end > start:
-                    tab, status = scan(arr, start, end, sent[part], part)
-                    if status:
-                        scan_record_batches(raw, start, end, sent[part], part)  # raises the message
+                    tab = scan_record_batches(raw, start, end, sent[part], part)
                     if len(tab):
                         self._pos[part] = max(sent[part], int(tab[-1, 2] + tab[-1, 3] + 1))
                         tabs.append(tab)

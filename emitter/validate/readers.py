@@ -155,17 +155,11 @@ class ConfluentReader(_Sampled):
             self.c = None
 
 
-def _numba_ok() -> bool:
-    from ..core._kernels import _compile
-
-    return _compile() is not None
-
-
 def open_reader(s: KafkaSettings, client: str, group: str | None, from_beginning: bool) -> Reader:
     """``auto``: the raw reader without a group (fastest, see BENCHMARKS.md), else confluent-kafka, else aiokafka."""
     if client not in ("auto", "raw", "confluent", "aiokafka"):
         raise EmitterError(f"kafka: unknown client {client!r} (expected auto, raw, confluent or aiokafka)")
-    if client == "raw" or (client == "auto" and group is None and _numba_ok()):
+    if client == "raw" or (client == "auto" and group is None):
         if group is None:
             from .rawkafka import RawReader
 
@@ -177,13 +171,5 @@ def open_reader(s: KafkaSettings, client: str, group: str | None, from_beginning
         )
         client = "auto"
     if client in ("auto", "confluent"):
-        try:
-            import confluent_kafka  # noqa: F401
-        except ImportError:
-            if client == "confluent":
-                raise EmitterError(
-                    "kafka: client=confluent needs confluent-kafka: pip install confluent-kafka"
-                ) from None
-        else:
-            return ConfluentReader(s, group, from_beginning)
+        return ConfluentReader(s, group, from_beginning)
     return AiokafkaReader(s, group, from_beginning)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from typing import Any
 
@@ -17,7 +13,7 @@ from emitter.clients.kafka import parse_kafka_uri
 from emitter.errors import EmitterError
 from emitter.validate.rawkafka import RawReader
 
-from ..conftest import ROOT, WORKFLOWS, run_cli
+from ..conftest import WORKFLOWS, run_cli
 from .kafka_util import read_topic
 
 pytestmark = pytest.mark.kafka
@@ -276,31 +272,6 @@ def test_offset_out_of_range_resets_to_the_start(kafka_bootstrap: str, topic: st
     first, again = asyncio.run(run())
     assert_same(first, ref)
     assert again == by_partition(ref)[0]
-
-
-def _digest(recs: list[Rec]) -> str:
-    return hashlib.sha256(repr(sorted(recs, key=repr)).encode()).hexdigest()
-
-
-def test_pure_python_kernels_agree(kafka_bootstrap: str, topic: str) -> None:
-    """Without numba (EMITTER_NO_NUMBA) the same kernels run as Python and give the same records."""
-    emit(kafka_bootstrap, topic, sessions=300, props="&compression.type=gzip")
-    code = (
-        "import sys; from tests.integration.test_rawkafka import read_raw, _digest; "
-        "got = read_raw(sys.argv[1], sys.argv[2], 1.0); print(len(got), _digest(got))"
-    )
-    env = dict(os.environ, EMITTER_NO_NUMBA="1")
-    proc = subprocess.run(
-        [sys.executable, "-c", code, kafka_bootstrap, topic],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
-    got = read_raw(kafka_bootstrap, topic)
-    assert proc.stdout.decode().split() == [str(len(got)), _digest(got)]
 
 
 def test_validate_with_client_raw(kafka_bootstrap: str, topic: str) -> None:
