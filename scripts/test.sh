@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything the tests need, then the tests: install, lint, type-check, start the real servers the
+# Everything the tests need, then the tests: install, lint, type-check, check the layers, start the real servers the
 # integration tests use (and stop them afterwards), run pytest. Extra arguments go to pytest.
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
@@ -10,6 +10,8 @@ ruff check emitter tests bench
 ruff format --check emitter tests bench
 echo "== mypy (strict)" >&2
 mypy
+echo "== lint-imports (the layers of docs/architecture.md)" >&2
+lint-imports --no-cache
 
 echo "== servers: a real Kafka broker and a real OpenTelemetry Collector" >&2
 # Start what is not running yet, and stop (when the tests end) only what this script started.

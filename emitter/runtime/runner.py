@@ -47,11 +47,13 @@ class LagStats:
             self.late_events += events
 
     def quantile(self, q: float) -> float:
+        """The lag at or below which a share ``q`` of events was sent: the upper edge of the bucket that
+        share falls in, never above the largest lag seen (so p50 <= p99 <= max always holds)."""
         total = int(self.counts.sum())
         if not total:
             return 0.0
         k = int(np.searchsorted(np.cumsum(self.counts), q * total, side="left"))
-        return float(self.edges[min(k + 1, len(self.edges) - 1)])
+        return min(float(self.edges[min(k + 1, len(self.edges) - 1)]), self.max)
 
 
 @dataclass

@@ -5,6 +5,10 @@ checkpoints (event counts doubling from ``first_look``) with alpha spending: loo
 ``alpha / 2**(k+1)``, so every live alarm of a run together stays under ``alpha``. Each checkpoint also
 tests the window since the previous one, which is how a chain that changes mid-run (drift) shows up.
 The final report is the fixed-sample test of everything read, as for a file.
+
+The parts: :func:`open_reader` picks the Kafka client, :class:`_Ingest` decodes records (events or OTLP
+requests) into the assembler and checks keys on a sample, :class:`_Looks` keeps the checkpoint
+schedule, :class:`_Display` shows progress, and :func:`validate_kafka` runs them until a stop condition.
 """
 
 from __future__ import annotations
@@ -14,29 +18,32 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import msgspec
 
-from ..clients.kafka import parse_kafka_uri
+from ..clients.kafka import KafkaSettings, parse_kafka_uri
 from ..core.spec import Workflow
+from ..errors import EmitterError
 from .assemble import Assembler, Counts, ObservedEvent
 from .otlp import Sessionizer, root_calls_from_proto
-from .readers import open_reader
+from .readers import AiokafkaReader, ConfluentReader, Reader
 from .report import Report, build_report
 
-__all__ = ["LiveOptions", "LiveResult", "validate_kafka"]
+__all__ = ["LiveOptions", "LiveResult", "open_reader", "validate_kafka"]
 
-_decode = msgspec.json.Decoder(ObservedEvent).decode
 JOIN_GRACE_S = 60.0  # --until-idle counts from the first partition assignment, or after this long
+POLL_RECORDS = 50_000
+POLL_TIMEOUT_S = 0.2
 
 
 class _SessionOnly(msgspec.Struct):
     session_id: str
 
 
+_decode = msgspec.json.Decoder(ObservedEvent).decode
 _decode_sid = msgspec.json.Decoder(_SessionOnly).decode
 
 
@@ -80,6 +87,66 @@ class LiveResult:
         return [lk for lk in self.looks if lk.cumulative == "rejected" or lk.window == "rejected"]
 
 
+def open_reader(s: KafkaSettings, client: str, group: str | None, from_beginning: bool) -> Reader:
+    """``auto``: the raw reader without a group (fastest, see BENCHMARKS.md), else confluent-kafka;
+    ``raw``, ``confluent`` or ``aiokafka`` by name."""
+    if client not in ("auto", "raw", "confluent", "aiokafka"):
+        raise EmitterError(f"kafka: unknown client {client!r} (expected auto, raw, confluent or aiokafka)")
+    if client in ("raw", "auto") and group is None:
+        from .rawkafka import RawReader
+
+        return RawReader(s, from_beginning)
+    if client == "raw":
+        print(
+            f"validate: note: client=raw reads without a consumer group; with --group {group} "
+            "the default client reads instead (offsets committed)",
+            file=sys.stderr,
+        )
+    if client == "aiokafka":
+        return AiokafkaReader(s, group, from_beginning)
+    return ConfluentReader(s, group, from_beginning)
+
+
+class _Ingest:
+    """Records into the assembler: JSON events, or OTLP requests (root spans) through a sessionizer."""
+
+    def __init__(self, asm: Assembler, opts: LiveOptions) -> None:
+        self.asm = asm
+        self.format = opts.format
+        self.sessionizer = Sessionizer(asm, max_open=opts.max_open)
+        self.records = self.malformed = self.key_mismatch = self.keys_checked = 0
+
+    def values(self, values: list[bytes | None]) -> None:
+        add = self.asm.add
+        for raw in values:
+            value = raw or b""
+            if self.format == "otlp" or (self.format == "auto" and value[:1] not in (b"{", b" ", b"")):
+                try:
+                    self.sessionizer.add(root_calls_from_proto(value))
+                except ValueError:
+                    self.malformed += 1
+                continue
+            try:
+                ev = _decode(value)
+            except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+                self.malformed += 1
+                continue
+            add(ev)
+        self.records += len(values)
+
+    def keys(self, sample: list[tuple[bytes | None, bytes | None]]) -> None:
+        """Kafka keys should be the session ids: checked on a sample."""
+        for key, raw in sample:
+            if key is None or not raw or raw[:1] != b"{":
+                continue
+            self.keys_checked += 1
+            try:
+                if key != _decode_sid(raw).session_id.encode():
+                    self.key_mismatch += 1
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                pass
+
+
 def _window(now: Counts, prev: Counts | None) -> Counts:
     """The counts since ``prev`` (same workflow and groups), for the window test."""
     if prev is None:
@@ -87,6 +154,104 @@ def _window(now: Counts, prev: Counts | None) -> Counts:
     return Counts(
         now.groups, now.states, now.entry - prev.entry, now.trans - prev.trans, abandon=now.abandon - prev.abandon
     )
+
+
+class _Looks:
+    """Checkpoints at ``first_look`` records, then doubling; look k tests at alpha / 2^(k+1)."""
+
+    def __init__(self, opts: LiveOptions) -> None:
+        self.opts = opts
+        self.next = opts.first_look
+        self.looks: list[Look] = []
+        self._prev: Counts | None = None
+
+    def due(self, records: int) -> bool:
+        return records >= self.next
+
+    def take(self, asm: Assembler, records: int) -> Look:
+        while self.next <= records:  # one look per checkpoint reached (a poll may pass several)
+            self.next *= 2
+        a = self.opts.alpha / 2 ** (len(self.looks) + 1)
+        now = asm.counts
+        cum = build_report(asm, alpha=a, min_samples=self.opts.min_samples, counts=now)
+        win = build_report(asm, alpha=a, min_samples=self.opts.min_samples, counts=_window(now, self._prev))
+        self._prev = now
+        look = Look(
+            records,
+            a,
+            cum.verdict,
+            win.verdict,
+            [r["state"] for r in (*cum.rows, *win.rows) if r["verdict"] == "REJECTED"],
+        )
+        self.looks.append(look)
+        return look
+
+
+class _Display:
+    """Status every ``interval`` seconds: to ``on_status``, a refreshing table on a terminal, or lines."""
+
+    def __init__(self, err: TextIO, opts: LiveOptions, on_status: Callable[[str], None] | None) -> None:
+        self.err = err
+        self.opts = opts
+        self.on_status = on_status
+        self.live: Any = None
+        if on_status is None and err.isatty():
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(console=Console(file=err), auto_refresh=False, transient=True)
+            self.live.start()
+            opts.interval = min(opts.interval, 2.0)
+
+    def look(self, k: int, look: Look) -> None:
+        print(
+            f"validate: look {k} at {look.events:,} events (alpha {look.alpha:.2g}): cumulative {look.cumulative}, "
+            f"last window {look.window}" + (f" ({', '.join(look.rejected_rows)})" if look.rejected_rows else ""),
+            file=self.err,
+            flush=True,
+        )
+
+    def status(self, ing: _Ingest, rate: float) -> None:
+        asm = ing.asm
+        line = (
+            f"validate: {ing.records:,} records ({rate:,.0f}/s), {asm.sessions:,} sessions "
+            f"({asm.open_sessions:,} open), {ing.malformed:,} malformed, {asm.duplicates:,} duplicates"
+        )
+        if self.on_status:
+            self.on_status(line)
+        elif self.live is not None:
+            from rich.text import Text
+
+            table = build_report(asm, alpha=self.opts.alpha, min_samples=self.opts.min_samples).render()
+            note = "(live table: a fixed-sample view; verdicts only at the checkpoints above)"
+            self.live.update(Text(f"{line}\n{note}\n{table}"), refresh=True)
+        else:
+            print(line, file=self.err, flush=True)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event, why: list[str]) -> Iterator[None]:
+    """SIGINT and SIGTERM end the read (the report is still made); the first one's name goes to ``why``."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
+
+        def handler(name: str = name) -> None:
+            why.append(name)
+            stop.set()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 async def validate_kafka(
@@ -97,144 +262,67 @@ async def validate_kafka(
     out: TextIO | None = None,
     on_status: Callable[[str], None] | None = None,
 ) -> LiveResult:
-    err = out or sys.stderr
+    """Read ``uri`` until a stop condition (``max_events``, ``until_idle``, a signal); judge as it goes."""
     s = parse_kafka_uri(uri, source="--source", defaults={}, extra_keys=("client",))
     reader = open_reader(s, s.extra.get("client", "auto"), opts.group, opts.from_beginning)
     await reader.start()
-
     asm = Assembler(wf, max_open=opts.max_open, run_id=opts.run_id)
-    sessionizer = Sessionizer(asm, max_open=opts.max_open)
-    looks: list[Look] = []
-    records = malformed = key_mismatch = 0
-    next_look = opts.first_look
-    prev_counts: Counts | None = None
+    ing = _Ingest(asm, opts)
+    looks = _Looks(opts)
+    display = _Display(out or sys.stderr, opts, on_status)
     stop = asyncio.Event()
-    stopped_by = ""
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
-
-        def handler(name: str = name) -> None:
-            nonlocal stopped_by
-            stopped_by = stopped_by or name
-            stop.set()
-
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, handler)
-            installed.append(sig)
-    live = None
-    if on_status is None and err.isatty():  # a refreshing table on a terminal, periodic lines otherwise
-        from rich.console import Console
-        from rich.live import Live
-        from rich.text import Text
-
-        live = Live(console=Console(file=err), auto_refresh=False, transient=True)
-        live.start()
-        opts.interval = min(opts.interval, 2.0)
+    why: list[str] = []
     t0 = last_data = last_line = time.monotonic()
-    pending = asyncio.ensure_future(reader.poll_sampled(50_000, 0.2))
-    keys_checked = 0
+    pending = asyncio.ensure_future(reader.poll_sampled(POLL_RECORDS, POLL_TIMEOUT_S))
     try:
-        while not stop.is_set():
-            values, sample = await pending
-            pending = asyncio.ensure_future(reader.poll_sampled(50_000, 0.2))  # fetch the next meanwhile
-            now = time.monotonic()
-            got = len(values)
-            if not got and not reader.ready() and now - t0 < JOIN_GRACE_S:
-                last_data = now  # still joining the consumer group: not idle yet
-            for raw in values:
-                value = raw or b""
-                if opts.format == "otlp" or (opts.format == "auto" and value[:1] not in (b"{", b" ", b"")):
-                    try:
-                        sessionizer.add(root_calls_from_proto(value))
-                    except ValueError:
-                        malformed += 1
-                    continue
-                try:
-                    ev = _decode(value)
-                except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
-                    malformed += 1
-                    continue
-                asm.add(ev)
-            for key, raw in sample:  # Kafka keys should be the session ids: checked on a sample
-                if key is None or not raw or raw[:1] != b"{":
-                    continue
-                keys_checked += 1
-                try:
-                    if key != _decode_sid(raw).session_id.encode():
-                        key_mismatch += 1
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    pass
-            records += got
-            if got:
-                last_data = now
-            if records >= next_look:  # one look per checkpoint reached (a poll may pass several)
-                while next_look <= records:
-                    next_look *= 2
-                k = len(looks)
-                a = opts.alpha / 2 ** (k + 1)
-                now_counts = asm.counts
-                cum = build_report(asm, alpha=a, min_samples=opts.min_samples, counts=now_counts)
-                win = build_report(asm, alpha=a, min_samples=opts.min_samples, counts=_window(now_counts, prev_counts))
-                prev_counts = now_counts
-                look = Look(
-                    records,
-                    a,
-                    cum.verdict,
-                    win.verdict,
-                    [r["state"] for r in (*cum.rows, *win.rows) if r["verdict"] == "REJECTED"],
-                )
-                looks.append(look)
-                print(
-                    f"validate: look {k + 1} at {records:,} events (alpha {a:.2g}): cumulative {cum.verdict}, "
-                    f"last window {win.verdict}"
-                    + (f" ({', '.join(look.rejected_rows)})" if look.rejected_rows else ""),
-                    file=err,
-                    flush=True,
-                )
-            if opts.max_events is not None and records >= opts.max_events:
-                stopped_by = f"--max-events {opts.max_events}"
-                break
-            if opts.until_idle is not None and now - last_data >= opts.until_idle:
-                stopped_by = f"--until-idle {opts.until_idle:g}"
-                break
-            if now - last_line >= opts.interval:
-                last_line = now
-                line = (
-                    f"validate: {records:,} records ({records / max(now - t0, 1e-9):,.0f}/s), "
-                    f"{asm.sessions:,} sessions ({asm.open_sessions:,} open), {malformed:,} malformed, "
-                    f"{asm.duplicates:,} duplicates"
-                )
-                if on_status:
-                    on_status(line)
-                elif live is not None:
-                    table = build_report(asm, alpha=opts.alpha, min_samples=opts.min_samples).render()
-                    live.update(
-                        Text(
-                            f"{line}\n(live table: a fixed-sample view; verdicts only "
-                            f"at the checkpoints above)\n{table}"
-                        ),
-                        refresh=True,
-                    )
-                else:
-                    print(line, file=err, flush=True)
+        with _stop_on_signals(stop, why):
+            while not stop.is_set():
+                values, sample = await pending
+                pending = asyncio.ensure_future(
+                    reader.poll_sampled(POLL_RECORDS, POLL_TIMEOUT_S)
+                )  # the next, meanwhile
+                now = time.monotonic()
+                if not values and not reader.ready() and now - t0 < JOIN_GRACE_S:
+                    last_data = now  # still joining the consumer group: not idle yet
+                ing.values(values)
+                ing.keys(sample)
+                if values:
+                    last_data = now
+                if looks.due(ing.records):
+                    display.look(len(looks.looks) + 1, looks.take(asm, ing.records))
+                if opts.max_events is not None and ing.records >= opts.max_events:
+                    why.append(f"--max-events {opts.max_events}")
+                    break
+                if opts.until_idle is not None and now - last_data >= opts.until_idle:
+                    why.append(f"--until-idle {opts.until_idle:g}")
+                    break
+                if now - last_line >= opts.interval:
+                    last_line = now
+                    display.status(ing, ing.records / max(now - t0, 1e-9))
     finally:
-        if live is not None:
-            live.stop()
+        display.close()
         with contextlib.suppress(Exception):
             await pending
-        for sig in installed:
-            loop.remove_signal_handler(sig)
         await reader.stop()
-    sessionizer.flush_all()
-    rep = build_report(asm, alpha=opts.alpha, min_samples=opts.min_samples, malformed=malformed, source=uri)
+    ing.sessionizer.flush_all()
+    stopped_by = why[0] if why else ""
+    rep = build_report(asm, alpha=opts.alpha, min_samples=opts.min_samples, malformed=ing.malformed, source=uri)
     rep.data["live"] = {
-        "records": records,
-        "malformed": malformed,
-        "key_mismatch": key_mismatch,
-        "keys_checked": keys_checked,
+        "records": ing.records,
+        "malformed": ing.malformed,
+        "key_mismatch": ing.key_mismatch,
+        "keys_checked": ing.keys_checked,
         "stopped_by": stopped_by,
-        "looks": [lk.__dict__ for lk in looks],
+        "looks": [lk.__dict__ for lk in looks.looks],
         "note": "live looks at doubling checkpoints spend alpha/2^(k+1) each; the verdict is the fixed-sample test",
     }
-    return LiveResult(rep, looks, records, malformed, key_mismatch, keys_checked, stopped_by, time.monotonic() - t0)
+    return LiveResult(
+        rep,
+        looks.looks,
+        ing.records,
+        ing.malformed,
+        ing.key_mismatch,
+        ing.keys_checked,
+        stopped_by,
+        time.monotonic() - t0,
+    )

@@ -46,6 +46,7 @@ import numpy.typing as npt
 from ..clients.kafka import KafkaSettings
 from ..encode.kafka_records import RawBatch, _warm, parse_record_batches, scan_record_batches
 from ..errors import EmitterError
+from .readers import KEY_STEP
 
 __all__ = ["RawBatch", "RawReader"]
 
@@ -357,8 +358,6 @@ class RawReader:
 
     async def poll_sampled(self, max_records: int, timeout_s: float) -> tuple[list[bytes | None], list[Pair]]:
         """Every value, and one (key, value) in KEY_STEP (what the validator checks keys on)."""
-        from .readers import KEY_STEP
-
         b = await self.poll_batch(max_records, timeout_s)
         return b.values(), list(zip(b.keys(KEY_STEP), b.values(KEY_STEP), strict=True))
 

@@ -1,24 +1,22 @@
 """Kafka readers for the live validator: (key, value) pairs in bulk, from aiokafka or confluent-kafka.
 
-confluent-kafka (librdkafka) is the default when it is installed: ``bench/bench_validator.py`` shows it
-reads several times faster than aiokafka, whose per-record Python (headers included) caps ingest.
-``kafka://HOST:PORT/TOPIC?client=aiokafka`` picks the pure-Python client. ``?client=raw`` picks
-``rawkafka.RawReader``: raw record batches parsed by compiled code, no Python object per record until
-the caller asks (no consumer group: with one it falls back to confluent-kafka or aiokafka).
+confluent-kafka (librdkafka) reads for a consumer group: ``bench/bench_validator.py`` shows it reads
+several times faster than aiokafka, whose per-record Python (headers included) caps ingest.
+``kafka://HOST:PORT/TOPIC?client=aiokafka`` picks the pure-Python client; :mod:`.rawkafka` is the
+reader without a group (see :func:`emitter.validate.live.open_reader`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import uuid
 from typing import Any, Protocol
 
 from ..clients.kafka import KafkaSettings
 from ..errors import EmitterError
 
-__all__ = ["Reader", "open_reader"]
+__all__ = ["KEY_STEP", "AiokafkaReader", "ConfluentReader", "Reader"]
 
 Pair = tuple[bytes | None, bytes | None]
 
@@ -153,23 +151,3 @@ class ConfluentReader(_Sampled):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.c.close)
             self.c = None
-
-
-def open_reader(s: KafkaSettings, client: str, group: str | None, from_beginning: bool) -> Reader:
-    """``auto``: the raw reader without a group (fastest, see BENCHMARKS.md), else confluent-kafka, else aiokafka."""
-    if client not in ("auto", "raw", "confluent", "aiokafka"):
-        raise EmitterError(f"kafka: unknown client {client!r} (expected auto, raw, confluent or aiokafka)")
-    if client == "raw" or (client == "auto" and group is None):
-        if group is None:
-            from .rawkafka import RawReader
-
-            return RawReader(s, from_beginning)
-        print(
-            f"validate: note: client=raw reads without a consumer group; with --group {group} "
-            "the default client reads instead (offsets committed)",
-            file=sys.stderr,
-        )
-        client = "auto"
-    if client in ("auto", "confluent"):
-        return ConfluentReader(s, group, from_beginning)
-    return AiokafkaReader(s, group, from_beginning)
