@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -56,4 +55,6 @@ class MonotonicClock(Clock):
         return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
+        import asyncio  # (here, not at the top: checking a file needs no event loop)
+
         await asyncio.sleep(seconds)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import WORKFLOWS, run_cli
+from ..conftest import WORKFLOWS, run_cli
 
 ECOM = str(WORKFLOWS / "ecommerce.yaml")
 BASE = ["--seed", "7", "--start", "2026-01-01T00:00:00Z", "--progress", "off"]

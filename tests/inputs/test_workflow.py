@@ -13,7 +13,7 @@ from emitter.core.spec import EXIT
 from emitter.errors import ConfigError
 from emitter.inputs.workflow import load_workflow, loads_workflow, parse_workflow, workflow_yaml
 
-from .conftest import WORKFLOWS, run_cli
+from ..conftest import WORKFLOWS, run_cli
 
 SEED_MINIMAL = """
 name: tiny

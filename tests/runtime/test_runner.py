@@ -14,7 +14,7 @@ from emitter.runtime.runner import Runner
 from emitter.sinks.base import Sink, SinkError, open_sink
 from emitter.sinks.basic import MemorySink
 
-from .helpers import ecommerce, simulate
+from ..helpers import ecommerce, simulate
 
 
 class FakeClock(Clock):

@@ -20,8 +20,8 @@ from emitter.validate.assemble import Assembler
 from emitter.validate.report import build_report
 from emitter.validate.sources import feed_lines
 
-from .conftest import WORKFLOWS, run_cli
-from .oracles import event_dicts
+from ..conftest import WORKFLOWS, run_cli
+from ..oracles import event_dicts
 
 MICRO = load_workflow(WORKFLOWS / "microservices.yaml")
 START = 1_767_225_600_000_000

@@ -26,8 +26,8 @@ from emitter.validate.assemble import Assembler
 from emitter.validate.otlp import Sessionizer, root_calls_from_proto
 from emitter.validate.report import build_report
 
-from .conftest import WORKFLOWS
-from .oracles import normalise, otlp_spans
+from ..conftest import WORKFLOWS
+from ..oracles import normalise, otlp_spans
 
 MICRO = load_workflow(WORKFLOWS / "microservices.yaml")
 START = 1_767_225_600_000_000

@@ -22,7 +22,7 @@ from emitter.cli import build_parser
 from emitter.clients.kafka import parse_kafka_uri
 from emitter.inputs.workflow import load_workflow
 
-from .conftest import ROOT
+from ..conftest import ROOT
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"

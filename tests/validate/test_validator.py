@@ -20,7 +20,7 @@ from emitter.validate.report import build_report
 from emitter.validate.sources import feed_lines
 from emitter.validate.stats import holm, pearson_gof, wilson
 
-from .helpers import ecommerce, simulate
+from ..helpers import ecommerce, simulate
 
 
 def lines_of(wf: Workflow, seed: int, sessions: int) -> list[bytes]:
@@ -188,7 +188,7 @@ def test_memory_is_bounded_by_evicting_finished_sessions() -> None:
 def test_per_user_type_rows_when_types_override_the_chain() -> None:
     from emitter.inputs.workflow import load_workflow
 
-    from .helpers import ROOT
+    from ..helpers import ROOT
 
     wf = load_workflow(ROOT / "workflows" / "microservices.yaml")
     rep = judge(wf, lines_of(wf, 2, 8000))
