@@ -118,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .app import run_config, run_sync
+    from .app.config import run_config
+    from .app.run import run_sync
 
     return run_sync(run_config(args.workflow, {o.name: getattr(args, o.name) for o in OPTIONS}))
 

@@ -36,3 +36,11 @@ def run_cli(
 @pytest.fixture
 def ecommerce_path() -> Path:
     return WORKFLOWS / "ecommerce.yaml"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests against the real servers share them: with pytest-xdist they all run on one worker, in order,
+    while the other workers take the unit tests (``--dist loadgroup``)."""
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.xdist_group("servers"))

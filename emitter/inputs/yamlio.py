@@ -12,7 +12,10 @@ from ..errors import ConfigError, ConfigProblem
 __all__ = ["dump_yaml", "load_yaml_file", "load_yaml_text"]
 
 
-class _StrictLoader(yaml.SafeLoader):
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when built in
+
+
+class _StrictLoader(_Base):  # type: ignore[misc,valid-type]
     """A safe loader that refuses duplicate mapping keys instead of keeping the last one."""
 
 
