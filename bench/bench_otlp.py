@@ -56,7 +56,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import orjson
+import msgspec
 import yaml
 
 from emitter.core.engine import Simulation
@@ -166,7 +166,7 @@ class Collector:
                 if not line.strip():
                     continue
                 lines += 1
-                for rs in orjson.loads(line).get("resourceSpans", ()):
+                for rs in msgspec.json.decode(line).get("resourceSpans", ()):
                     for ss in rs.get("scopeSpans", ()):
                         spans += len(ss.get("spans", ()))
         return spans, lines

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from ..core.batch import ROLES, SCHEMA_VERSION, EventBatch, RunContext
 from ..core.model import END_REASONS, Model
-from ._native import SLACK, PoolBuilder, _addr, _jit, _put, _st1, _st8, buffer, col
+from ._native import SLACK, PoolBuilder, _addr, _jit, _put, _st1, _st8, buffer
 from .render import (
     INT_MAX,
     _dec,
@@ -35,6 +35,7 @@ from .render import (
     _query,
     _second,
     _stamp,
+    kernel_columns,
     param_kinds,
     params_of,
     path_tables,
@@ -236,24 +237,24 @@ def encode_jsonl(batch: EventBatch) -> bytes:
         return b""
     ctx = batch.ctx
     tb = tables_for(ctx)
-    c = batch.cols
+    k = kernel_columns(batch)
     out = buffer("jsonl", n * tb.bound + SLACK)
     used = _encode_kernel(
         out,
         buffer("jsonl_dummy", tb.dummy),
-        col(c["t"], np.int64),
-        col(c["sess"], np.int64),
-        col(c["user"], np.int64),
-        col(c["utype"], np.int16),
-        col(c["seq"], np.int32),
-        col(c["attempt"], np.int16),
-        col(c["state"], np.int16),
-        col(c["status"], np.int16),
-        col(c["latency"], np.int64),
-        col(c["end"], np.int8),
-        col(c["anomalous"], np.bool_).view(np.uint8),
-        np.ascontiguousarray(c["faults"], dtype=np.uint64).view(np.int64),
-        col(c["role"], np.int8),
+        k["t"],
+        k["sess"],
+        k["user"],
+        k["utype"],
+        k["seq"],
+        k["attempt"],
+        k["state"],
+        k["status"],
+        k["latency"],
+        k["end"],
+        k["anomalous"],
+        k["faults"],
+        k["role"],
         params_of(batch),
         np.array(ctx.keys[:5], np.int64),
         tb.pool,

@@ -51,7 +51,19 @@ from ._native import (
     buffer,
     col,
 )
-from .render import _dec, _event_key, _faults, _hex, _mix64, _path, _query, param_kinds, params_of, path_tables
+from .render import (
+    _dec,
+    _event_key,
+    _faults,
+    _hex,
+    _mix64,
+    _path,
+    _query,
+    kernel_columns,
+    param_kinds,
+    params_of,
+    path_tables,
+)
 
 __all__ = ["OtlpRequest", "encode_otlp", "span_id_keys"]
 
@@ -767,6 +779,7 @@ def encode_otlp(
     ctx = batch.ctx
     tb = otlp_tables(ctx, environment, resource or {})
     c = batch.cols
+    k = kernel_columns(batch)
     K = tb.K if "node_dur" in c else 1
     if K > 1:
         node_start = col(c["node_start"], np.int64)
@@ -789,19 +802,19 @@ def encode_otlp(
     scratch_size = per_chunk * per_event + SLACK
     out_size = min(n * per_event, _OUT_BYTES) + SLACK
     args = (
-        col(c["t"], np.int64),
-        col(c["latency"], np.int64),
-        col(c["sess"], np.int64),
-        col(c["user"], np.int64),
-        col(c["utype"], np.int16),
-        col(c["seq"], np.int32),
-        col(c["attempt"], np.int16),
-        col(c["state"], np.int16),
-        col(c["status"], np.int16),
-        col(c["end"], np.int8),
-        col(c["anomalous"], np.bool_).view(np.uint8),
-        col(c["role"], np.int8),
-        np.ascontiguousarray(c["faults"], dtype=np.uint64).view(np.int64),
+        k["t"],
+        k["latency"],
+        k["sess"],
+        k["user"],
+        k["utype"],
+        k["seq"],
+        k["attempt"],
+        k["state"],
+        k["status"],
+        k["end"],
+        k["anomalous"],
+        k["role"],
+        k["faults"],
         params,
         node_start,
         node_dur,
@@ -838,9 +851,9 @@ def encode_otlp(
         nxt = _encode_kernel(
             out, scratch, dummy, span_end, span_svc, svc_bytes, svc_at, info, need, first, max_events, *args
         )
-        for k in range(first, nxt):
-            lo = k * max_events
-            body = out[info[k, 0] : info[k, 1]].tobytes()
-            reqs.append(OtlpRequest(body, min(n, lo + max_events) - lo, int(info[k, 2])))
+        for r in range(first, nxt):
+            lo = r * max_events
+            body = out[info[r, 0] : info[r, 1]].tobytes()
+            reqs.append(OtlpRequest(body, min(n, lo + max_events) - lo, int(info[r, 2])))
         first = nxt
     return reqs

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..core.batch import COLUMNS as BATCH_COLUMNS
 from ..core.batch import EventBatch, RunContext
 from ..core.ids import ATTEMPT_BITS, SEQ_BITS
 from ..core.model import PARAM_CHOICE, PARAM_INT, PARAM_USER, Model
@@ -306,6 +307,24 @@ def param_kinds(m: Model) -> npt.NDArray[np.int8]:
     return kinds
 
 
+def kernel_columns(batch: EventBatch) -> dict[str, npt.NDArray[Any]]:
+    """The batch's columns as the kernels take them: contiguous, of the dtypes ``COLUMNS`` declares (booleans
+    as uint8, the fault masks as int64 bits), converted once per batch and shared by every encoder."""
+    hit: dict[str, npt.NDArray[Any]] | None = batch.__dict__.get("_kernel_columns")
+    if hit is None:
+        hit = {}
+        for name, dtype in BATCH_COLUMNS.items():
+            x = batch.cols[name]
+            if dtype is np.bool_:
+                hit[name] = col(x, np.bool_).view(np.uint8)
+            elif dtype is np.uint64:
+                hit[name] = col(x, np.uint64).view(np.int64)
+            else:
+                hit[name] = col(x, dtype)
+        batch.__dict__["_kernel_columns"] = hit
+    return hit
+
+
 def params_of(batch: EventBatch) -> I64:
     """The batch's parameter values as the writers read them ([slots, n] int64, C order)."""
     p = batch.params
@@ -429,7 +448,6 @@ def render_strings(batch: EventBatch, names: tuple[str, ...] = COLUMNS) -> dict[
     n = len(batch)
     ctx: RunContext = batch.ctx
     tb = raw_tables(ctx.model)
-    c = batch.cols
     want = np.array([name in names for name in COLUMNS], np.int64)
     unknown = set(names) - set(COLUMNS)
     if unknown:
@@ -440,16 +458,17 @@ def render_strings(batch: EventBatch, names: tuple[str, ...] = COLUMNS) -> dict[
     data = buffer("render", size)
     offsets = np.zeros((len(COLUMNS), n + 1), np.int64)
     dummy = buffer("render_dummy", 64 + 32 * (tb.longest // 32 + 2) + SLACK)
+    k = kernel_columns(batch)
     used = _render_kernel(
         data,
         offsets,
         want,
-        col(c["t"], np.int64),
-        col(c["sess"], np.int64),
-        col(c["seq"], np.int32),
-        col(c["attempt"], np.int16),
-        col(c["user"], np.int64),
-        col(c["state"], np.int16),
+        k["t"],
+        k["sess"],
+        k["seq"],
+        k["attempt"],
+        k["user"],
+        k["state"],
         params,
         tb.kinds,
         np.array(ctx.keys[:5], np.int64),
@@ -468,8 +487,8 @@ def render_strings(batch: EventBatch, names: tuple[str, ...] = COLUMNS) -> dict[
     if used > size - SLACK:  # cannot happen: per_event bounds every column of an event
         raise AssertionError(f"string renderer overran its buffer ({used} > {size - SLACK} bytes)")
     out = {}
-    for k, name in enumerate(COLUMNS):
-        if want[k]:
-            lo, hi = int(offsets[k, 0]), int(offsets[k, n])
-            out[name] = (data[lo:hi].copy(), offsets[k] - lo)
+    for j, name in enumerate(COLUMNS):
+        if want[j]:
+            lo, hi = int(offsets[j, 0]), int(offsets[j, n])
+            out[name] = (data[lo:hi].copy(), offsets[j] - lo)
     return out
