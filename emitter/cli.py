@@ -4,17 +4,21 @@ declared options, and each command is a function of :mod:`emitter.app`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from ._version import __version__
-from .errors import ConfigError, EmitterError
-from .inputs.options import OPTIONS
+from .errors import ConfigError, EmitterError, one_line
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+EXIT_PIPE = 141  # 128 + SIGPIPE: the reader of standard output went away (quietly, as Unix tools do)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,6 +29,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from .inputs.options import OPTIONS
+
     for o in OPTIONS:
 
         def conv(text: str, _o: Any = o) -> Any:
@@ -120,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from .app.config import run_config
     from .app.run import run_sync
+    from .inputs.options import OPTIONS
 
     return run_sync(run_config(args.workflow, {o.name: getattr(args, o.name) for o in OPTIONS}))
 
@@ -144,9 +151,60 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    """The exceptions inside (nested) exception groups, as the user should see them."""
+    if isinstance(exc, BaseExceptionGroup):
+        for e in exc.exceptions:
+            yield from _leaves(e)
+    else:
+        yield exc
+
+
+def _report(exc: BaseException) -> int | None:
+    """Print an error the user made or met as one line each (None: not one of ours, a bug to show)."""
+    leaves = list(_leaves(exc))
+    if not all(isinstance(e, EmitterError | KeyboardInterrupt | BrokenPipeError) for e in leaves):
+        return None
+    if any(isinstance(e, BrokenPipeError) for e in leaves):
+        return _pipe_closed()
+    if any(isinstance(e, KeyboardInterrupt) for e in leaves):
+        print("emitter: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    code = 0
+    for e in leaves:
+        assert isinstance(e, EmitterError)
+        if isinstance(e, ConfigError):
+            for prob in e.problems:
+                print(f"emitter: error: {prob}", file=sys.stderr)
+        else:
+            print(f"emitter: error: {one_line(str(e))}", file=sys.stderr)
+        code = code or e.exit_code
+    return code
+
+
+def _pipe_closed() -> int:
+    """Standard output's reader went away: no message, and nothing more written there (nor at exit)."""
     try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE
+
+
+def entry() -> NoReturn:
+    """The ``emitter`` program: :func:`main`, then exit with its code."""
+    try:
+        code = main()
+    finally:  # the work is done: a late Ctrl-C must not turn the exit into a traceback (or a kill)
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
         if args.command == "check":
             from .app.check import check_files
 
@@ -159,18 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .app.score import score_command
 
             return score_command(args.truth, args.detections, args.events, args.grace, args.report)
-    except ConfigError as exc:
-        for prob in exc.problems:
-            print(f"emitter: error: {prob}", file=sys.stderr)
-        return exc.exit_code
-    except EmitterError as exc:
-        print(f"emitter: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("emitter: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as exc:
+        if isinstance(exc, SystemExit):
+            raise
+        code = _report(exc)
+        if code is None:
+            raise
+        return code
     raise AssertionError(args.command)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ConfigError", "ConfigProblem", "EmitterError", "format_path"]
+__all__ = ["ConfigError", "ConfigProblem", "EmitterError", "format_path", "one_line"]
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters (newlines, NUL, ...) written as escapes: a message stays one line."""
+    return text.translate(_CONTROL)
 
 
 def format_path(path: Sequence[str | int]) -> str:
@@ -28,7 +35,7 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.source}: {format_path(self.path)}: {self.message}"
+        return one_line(f"{self.source}: {format_path(self.path)}: {self.message}")
 
 
 class ConfigError(EmitterError):

@@ -25,13 +25,13 @@ from ..core.truth import truth_records
 from ..inputs.options import option
 from ..runtime.pacing import Speed
 from ..runtime.progress import Progress, format_summary
-from ..runtime.runner import Runner, RunStats
+from ..runtime.runner import CLOSED_PIPE, Runner, RunStats
 from ..sinks.base import Sink, open_sink
 from ..sinks.truth import write_truth
 
 __all__ = ["RunConfig", "build_simulation", "run_async", "run_sync"]
 
-EXIT_OK, EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 130, 143
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_PIPE = 0, 1, 2, 130, 143, 141
 
 
 @dataclass
@@ -169,7 +169,7 @@ async def run_async(
     if install_signals:
         for sig, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, runner.request_stop, name)
+                loop.add_signal_handler(sig, _on_signal, runner, name, err)
                 installed.append(sig)
     progress = Progress(runner, sim, cfg.progress, stream=err)
     try:
@@ -185,16 +185,34 @@ async def run_async(
     print(format_summary(runner, sim, seed), file=err, flush=True)
     st = runner.stats
     if st.error:
-        code = EXIT_FAILED
+        code = EXIT_USAGE if st.input_error else EXIT_FAILED
     elif st.stopped_by == "SIGINT":
         code = EXIT_SIGINT
     elif st.stopped_by == "SIGTERM":
         code = EXIT_SIGTERM
+    elif st.stopped_by == CLOSED_PIPE:
+        code = EXIT_PIPE
+        _quiet_stdout()
     elif any(s.stats.failed for s in sink_objs):
         code = EXIT_FAILED
     else:
         code = EXIT_OK
     return code, st, runner
+
+
+def _on_signal(runner: Runner, name: str, err: TextIO) -> None:
+    """The first SIGINT or SIGTERM stops the run cleanly (flush, summary); a second one ends it at once."""
+    if not runner.stopping:
+        runner.request_stop(name)
+        return
+    print(f"emitter: {name} again: stopping now, without waiting for the sinks", file=err, flush=True)
+    os._exit(EXIT_SIGINT if runner.stats.stopped_by == "SIGINT" else EXIT_SIGTERM)
+
+
+def _quiet_stdout() -> None:
+    """Nothing more goes to standard output's closed pipe (not even Python's flush at exit)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def run_sync(cfg: RunConfig, **kw: Any) -> int:

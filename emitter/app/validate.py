@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,13 @@ def validate(req: ValidateRequest) -> int:
     """Print the report; 0 consistent, 1 rejected (or no data)."""
     if not 0 < req.alpha < 1:
         raise ConfigError.one("command line", ("--alpha",), f"expected a number in (0, 1), got {req.alpha}")
+    if req.min_samples < 1:
+        raise ConfigError.one("command line", ("--min-samples",), f"expected an integer >= 1, got {req.min_samples}")
+    for flag, value in (("--max-events", req.max_events), ("--until-idle", req.until_idle)):
+        if value is not None and not value > 0:
+            raise ConfigError.one("command line", (flag,), f"expected a positive number, got {value}")
+    if req.report:
+        _check_writable(req.report)  # before reading the stream, not after an hour of it
     wf = load_workflow(req.workflow)
     if req.source.startswith("kafka://"):
         import asyncio
@@ -62,7 +70,21 @@ def validate(req: ValidateRequest) -> int:
         asm = Assembler(wf, run_id=req.run_id)
         malformed = read_file_source(asm, req.source, req.format)
         rep = build_report(asm, alpha=req.alpha, min_samples=req.min_samples, malformed=malformed, source=req.source)
-    print(rep.render(all_rows=req.all_rows))
     if req.report:
-        Path(req.report).write_text(rep.to_json() + "\n", encoding="utf-8")
+        try:
+            Path(req.report).write_text(rep.to_json() + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError.one("--report", (req.report,), f"cannot write: {exc.strerror}") from None
+    print(rep.render(all_rows=req.all_rows), flush=True)
     return rep.exit_code
+
+
+def _check_writable(path: str) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError.one("--report", (path,), "is a directory, not a file")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError.one("--report", (path,), f"no such directory {str(parent)!r}")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ConfigError.one("--report", (path,), "cannot write there (permission denied)")

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._kernels import categorical
+from .limits import MAX_VALUE
 
 __all__ = ["CONSTANT", "EXPONENTIAL", "LOGNORMAL", "NORMAL", "UNIFORM", "Component", "Dist", "DistTable"]
 
@@ -156,6 +157,7 @@ class DistTable:
                     out[m] = self._draw(k, a[m], b[m], self.floor[comp][m], rng, cnt)
         if factor is not None:
             out *= factor
+        np.minimum(out, MAX_VALUE, out=out)  # heavy tails (a lognormal's sigma of 10) stay in range
         res = np.rint(out * self.scale).astype(np.int64)
         np.maximum(res, self.minimum, out=res)
         return res

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._kernels import categorical
+from ._kernels import categorical, categorical_sparse
 from .batch import EventBatch, RunContext
 from .calls import CallTrees, call_outcomes
 from .dist import DistTable
 from .faults import MAX_FAULTS, Dynamics
 from .ids import MAX_ATTEMPT, event_key, mix64
+from .limits import check_time_range
 from .load import Load
 from .model import END_ABANDON, END_CAP, END_EXIT, END_NONE, PARAM_CHOICE, PARAM_INT, PARAM_USER, Model
 from .streams import id_keys, stream
@@ -133,7 +134,8 @@ class Simulation:
         k = 0
         while len(rows):
             uw = self._r_walk.random(len(rows))
-            nxt = categorical(uw, m.trans_flat, utype_all[rows].astype(np.int64) * m.n_states + state)
+            row = utype_all[rows].astype(np.int64) * m.n_states + state
+            nxt = categorical_sparse(uw, m.trans_ptr, m.trans_cum, m.trans_target, row)
             done = m.is_exit[state] | (nxt == m.exit_col)
             end = np.where(done, END_EXIT, np.where(k + 1 >= m.max_calls, END_CAP, END_NONE)).astype(np.int8)
             steps.append((rows, state, end))
@@ -422,7 +424,9 @@ class Simulation:
             return None
         head = order[:cut]
         self.events += cut
-        return EventBatch(self.ctx, {k: v[head] for k, v in cols.items()}, params[:, head])
+        out = {k: v[head] for k, v in cols.items()}
+        check_time_range(self.start_us, int(out["t"][0]), int((out["t"] + out["latency"]).max()))
+        return EventBatch(self.ctx, out, params[:, head])
 
 
 def _time_order(cols: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.intp]:

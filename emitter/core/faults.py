@@ -23,6 +23,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from .limits import MAX_FACTOR, MAX_MS
+
 __all__ = [
     "FAULTS",
     "FAULT_KINDS",
@@ -49,8 +51,10 @@ Micros = Annotated[int, msgspec.Meta(extra={"parse": "duration_us"})]  # "90s" -
 OffsetMicros = Annotated[int, msgspec.Meta(extra={"parse": "offset_us"})]  # may be 0
 Seconds = Annotated[float, msgspec.Meta(extra={"parse": "duration"})]
 Name = Annotated[str, msgspec.Meta(extra={"parse": "name"})]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0, le=MAX_MS)]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
+Millis = Annotated[float, msgspec.Meta(gt=0, le=MAX_MS)]
+Factor = Annotated[float, msgspec.Meta(gt=0, le=MAX_FACTOR)]
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1, extra={"range": "probability"})]
 ErrorStatus = Annotated[int, msgspec.Meta(ge=400, le=599)]
 # a value, or a [low, high] pair to draw from (lists, not tuples: msgspec 0.23's type_info crashes the
@@ -166,7 +170,7 @@ class LatencyFault(Fault, frozen=True, kw_only=True, tag="latency"):
 
     PARAMS: ClassVar[tuple[str, ...]] = ("factor", "add_ms")
 
-    factor: Positive = 1.0
+    factor: Factor = 1.0
     add_ms: NonNegative = 0.0
 
     def problems(self) -> list[tuple[tuple[str, ...], str]]:
@@ -199,7 +203,7 @@ class TimeoutFault(Fault, frozen=True, kw_only=True, tag="timeout"):
     PARAMS: ClassVar[tuple[str, ...]] = ("rate", "hang_ms")
 
     rate: Fraction = 1.0
-    hang_ms: Positive = 600_000.0
+    hang_ms: Millis = 600_000.0
 
     def apply(self, nodes: NodeState, match: npt.NDArray[np.bool_], level: F64, rng: np.random.Generator) -> None:
         u = rng.random(match.shape)
@@ -231,7 +235,7 @@ class RandomFaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     WHAT: ClassVar[str] = "{rate_per_hour, kind, targets, duration, ...}"
 
     kind: str
-    rate_per_hour: Positive
+    rate_per_hour: Annotated[float, msgspec.Meta(gt=0, le=3.6e9)]
     targets: tuple[Target, ...]
     id: Name = ""
     duration: SecondsRange = 60.0
@@ -259,6 +263,11 @@ class RandomFaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                 out.append(((key,), f"expected a value or a [low, high] pair, got {v!r}"))
             elif isinstance(v, list) and v[1] < v[0]:
                 out.append(((key,), f"high {v[1]:g} is below low {v[0]:g}"))
+        for key, most in (("factor", MAX_FACTOR), ("rate", 1.0)):
+            v = getattr(self, key)
+            hi = max(v) if isinstance(v, list) else v
+            if hi > most:
+                out.append(((key,), f"expected at most {most:g}, got {hi!r}"))
         return out
 
     def draw(self, rng: np.random.Generator, horizon_us: int, start_index: int) -> list[Fault]:
@@ -301,7 +310,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 1
     backoff_ms: NonNegative = 100.0
-    multiplier: Positive = 2.0
+    multiplier: Annotated[float, msgspec.Meta(gt=0, le=100)] = 2.0
     max_backoff_ms: NonNegative = 10_000.0
     jitter: Fraction = 0.2
     on: tuple[Annotated[int, msgspec.Meta(ge=400)], ...] = RETRYABLE_DEFAULT

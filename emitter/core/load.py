@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .dist import Dist
+from .limits import MAX_FACTOR
 
 __all__ = [
     "DEFAULT_ARRIVAL_RATE",
@@ -37,8 +38,8 @@ DEFAULT_USER_PAUSE = Dist.lognormal_mean(30.0, 1.0)  # seconds between a closed-
 
 Seconds = Annotated[float, msgspec.Meta(extra={"parse": "duration"})]  # "90s", "5m", "1h30m"; > 0
 Offset = Annotated[float, msgspec.Meta(extra={"parse": "offset"})]  # a duration that may be 0
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0, le=MAX_FACTOR)]
+Positive = Annotated[float, msgspec.Meta(gt=0, le=MAX_FACTOR)]
 Fraction = Annotated[float, msgspec.Meta(ge=0, le=1, extra={"range": "probability"})]
 
 F64 = npt.NDArray[np.float64]

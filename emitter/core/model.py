@@ -66,20 +66,30 @@ class Model:
         for x in wf.exit_points:
             self.is_exit[idx[x]] = True
         entry = np.zeros((T, S))
-        trans = np.zeros((T, S, S + 1))
+        # transitions, sparse: row (user type * S + state) holds its targets with p > 0 in column order
+        # (S: leaving) and their cumulative probabilities, the last pushed past 1 (see _cum)
+        ptr = [0]
+        targets: list[int] = []
+        cums: list[float] = []
         for ti, ut in enumerate(wf.user_types):
             for s, p in wf.entry_for(ut.name).items():
                 entry[ti, idx[s]] = p
             for s in self.states:
-                for t, p in wf.row_for(ut.name, s).items():
-                    trans[ti, idx[s], S if t == EXIT else idx[t]] = p
                 if self.is_exit[idx[s]]:
-                    trans[ti, idx[s], S] = 1.0
+                    row = {S: 1.0}
+                else:
+                    row = {S if t == EXIT else idx[t]: p for t, p in wf.row_for(ut.name, s).items() if p > 0}
+                cols = sorted(row)
+                c = np.cumsum([row[j] for j in cols]).tolist()
+                c[-1] = 2.0
+                targets += cols
+                cums += c
+                ptr.append(len(targets))
         self.entry_p = entry
-        self.trans_p = trans
         self.entry_cum = _cum(entry)
-        self.trans_cum = _cum(trans)
-        self.trans_flat = self.trans_cum.reshape(T * S, S + 1)  # row (user type * S + state)
+        self.trans_ptr = np.array(ptr, np.int64)
+        self.trans_target = np.array(targets, np.int64)
+        self.trans_cum = np.array(cums)
         self.max_calls = min(wf.max_calls, MAX_SEQ)
         eps = [wf.endpoints[s] for s in self.states]
         self.latency = DistTable([e.latency for e in eps], scale=1000.0)  # ms -> µs

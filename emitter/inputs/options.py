@@ -13,9 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.limits import MAX_ARRIVAL_RATE, MAX_DURATION_S, MAX_POPULATION, MAX_USERS, MIN_ARRIVAL_RATE
 from ..core.load import DEFAULT_ARRIVAL_RATE, DEFAULT_POPULATION
 from ..errors import ConfigError
 from ..runtime.pacing import Speed, parse_speed
+from ..sinks.truth import truth_destination
 from .convert import register_parser
 
 __all__ = [
@@ -50,6 +52,8 @@ def parse_duration(text: Any) -> float:
         v = total
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"expected a positive duration, got {text!r}")
+    if v > MAX_DURATION_S:
+        raise ValueError(f"expected at most {MAX_DURATION_S / 86_400:.0f} days (100 years), got {text!r}")
     return v
 
 
@@ -75,13 +79,32 @@ def parse_start(text: Any) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _positive_int(text: Any) -> int:
+def _positive_int(text: Any, most: int | None = None) -> int:
     try:
         v = int(str(text))
     except ValueError:
         raise ValueError(f"expected a positive integer, got {text!r}") from None
     if v <= 0:
         raise ValueError(f"expected a positive integer, got {text!r}")
+    if most is not None and v > most:
+        raise ValueError(f"expected at most {most:,}, got {text!r}")
+    return v
+
+
+def _population(text: Any) -> int:
+    return _positive_int(text, MAX_POPULATION)
+
+
+def _users(text: Any) -> int:
+    return _positive_int(text, MAX_USERS)
+
+
+def _arrival_rate(text: Any) -> float:
+    v = _positive_float(text)
+    if v < MIN_ARRIVAL_RATE:
+        raise ValueError(f"expected at least {MIN_ARRIVAL_RATE:g} sessions per second, got {text!r}")
+    if v > MAX_ARRIVAL_RATE:
+        raise ValueError(f"expected at most {MAX_ARRIVAL_RATE:g} sessions per second, got {text!r}")
     return v
 
 
@@ -116,6 +139,10 @@ def _uri(text: Any) -> str:
     if not isinstance(text, str) or not text:
         raise ValueError(f"expected a non-empty string, got {text!r}")
     return text
+
+
+def _truth_uri(text: Any) -> str:
+    return truth_destination(_uri(text))
 
 
 @dataclass(frozen=True)
@@ -170,7 +197,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "arrival_rate",
         "--arrival-rate",
-        _positive_float,
+        _arrival_rate,
         f"open model: new sessions per simulated second for the whole run, Poisson (default {DEFAULT_ARRIVAL_RATE:g})",
         "R",
         key=("load", "arrival_rate"),
@@ -178,7 +205,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "users",
         "--users",
-        _positive_int,
+        _users,
         "closed model: N concurrent users, each starting a new session a pause after the last one ended",
         "N",
         key=("load", "users"),
@@ -186,7 +213,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "population",
         "--population",
-        _positive_int,
+        _population,
         f"open model: distinct users that sessions are drawn from (default {DEFAULT_POPULATION})",
         "N",
         default=DEFAULT_POPULATION,
@@ -206,7 +233,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "truth",
         "--truth",
-        _uri,
+        _truth_uri,
         "where the ground truth goes (run manifest and fault intervals): file:PATH or kafka://HOST:PORT/TOPIC",
         "URI",
     ),

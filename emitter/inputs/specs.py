@@ -11,6 +11,8 @@ from typing import Annotated, Any, ClassVar
 
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
+from ..core.limits import MAX_CALLS, MAX_FACTOR, MAX_LOG_VALUE, MAX_MS, MAX_PARAM, MAX_VALUE
+
 __all__ = [
     "DIST",
     "ConstantSpec",
@@ -31,8 +33,10 @@ __all__ = [
 ]
 
 Probability = Annotated[float, Meta(ge=0, le=1, extra={"range": "probability"})]
-Positive = Annotated[float, Meta(gt=0)]
-NonNegative = Annotated[float, Meta(ge=0)]
+Positive = Annotated[float, Meta(gt=0, le=MAX_VALUE)]
+NonNegative = Annotated[float, Meta(ge=0, le=MAX_VALUE)]
+Millis = Annotated[float, Meta(gt=0, le=MAX_MS)]
+Factor = Annotated[float, Meta(gt=0, le=MAX_FACTOR)]
 Name = Annotated[str, Meta(min_length=1)]
 Row = dict[str, Probability] | None  # a transitions row; empty (or null) is a dead end unless an exit point
 
@@ -78,8 +82,8 @@ class LognormalSpec(DistSpec, kw_only=True, tag="lognormal"):
     p99: Positive | UnsetType = UNSET
     mean: Positive | UnsetType = UNSET
     stddev: Positive | UnsetType = UNSET
-    mu: float | UnsetType = UNSET
-    sigma: NonNegative | UnsetType = UNSET
+    mu: Annotated[float, Meta(le=MAX_LOG_VALUE)] | UnsetType = UNSET
+    sigma: Annotated[float, Meta(ge=0, le=10)] | UnsetType = UNSET
 
 
 class NormalSpec(DistSpec, kw_only=True, tag="normal"):
@@ -113,8 +117,8 @@ class ErrorsSpec(_Spec, kw_only=True):
 class ParamSpec(_Spec, kw_only=True):
     WHAT: ClassVar[str] = "a mapping like {min: 1, max: 500} or {values: [a, b]}"
 
-    min: Annotated[int, Meta(ge=0)] = 1
-    max: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+    min: Annotated[int, Meta(ge=0, le=MAX_PARAM)] = 1
+    max: Annotated[int, Meta(ge=0, le=MAX_PARAM)] | UnsetType = UNSET
     values: list[Any] | UnsetType = UNSET
     weights: list[NonNegative] | UnsetType = UNSET
     source: Any = field(default=UNSET, name="from")
@@ -129,8 +133,8 @@ class EndpointSpec(_Spec, kw_only=True):
     errors: ErrorsSpec | UnsetType = UNSET
     params: dict[str, ParamSpec] | UnsetType = UNSET
     query: dict[str, ParamSpec] | UnsetType | None = UNSET
-    success_status: Annotated[int, Meta(ge=100)] | UnsetType = UNSET
-    timeout_ms: Positive | UnsetType = UNSET
+    success_status: Annotated[int, Meta(ge=100, le=599)] | UnsetType = UNSET
+    timeout_ms: Millis | UnsetType = UNSET
 
 
 class ServiceSpec(_Spec, kw_only=True):
@@ -139,13 +143,13 @@ class ServiceSpec(_Spec, kw_only=True):
     calls: list[Name] = field(default_factory=list)
     latency: DIST | UnsetType = UNSET
     version: Annotated[str | int | float, Meta(extra={"what": "a version string"})] = "1.0.0"
-    timeout_ms: Positive | UnsetType = UNSET
+    timeout_ms: Millis | UnsetType = UNSET
 
 
 class DefaultsSpec(_Spec, kw_only=True):
     errors: ErrorsSpec | UnsetType = UNSET
-    latency_sigma: NonNegative | UnsetType = UNSET
-    success_status: Annotated[int, Meta(ge=100)] | UnsetType = UNSET
+    latency_sigma: Annotated[float, Meta(ge=0, le=10)] | UnsetType = UNSET
+    success_status: Annotated[int, Meta(ge=100, le=599)] | UnsetType = UNSET
 
 
 # ------------------------------------------------------------------ user types and the file
@@ -155,7 +159,7 @@ class OverridesSpec(_Spec, kw_only=True):
     entry_points: dict[str, Probability] | UnsetType = UNSET
     transitions: dict[str, Row] | UnsetType = UNSET
     think_time: DIST | UnsetType = UNSET
-    latency_factor: Positive | UnsetType = UNSET
+    latency_factor: Factor | UnsetType = UNSET
 
 
 class UserTypeSpec(_Spec, kw_only=True):
@@ -184,5 +188,5 @@ class WorkflowFile(_Spec, kw_only=True):
         ]
         | UnsetType
     ) = UNSET
-    max_calls: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    max_calls: Annotated[int, Meta(ge=1, le=MAX_CALLS)] | UnsetType = UNSET
     defaults: DefaultsSpec = field(default_factory=DefaultsSpec)

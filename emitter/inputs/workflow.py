@@ -16,6 +16,7 @@ from typing import Any
 from msgspec import UNSET
 
 from ..core.dist import Dist
+from ..core.limits import MAX_STATES
 from ..core.spec import EXIT, PLACEHOLDER, Endpoint, Param, Service, UserType, Workflow
 from .convert import INVALID, Path, Problems, convert, valid
 from .defaults import (
@@ -68,7 +69,7 @@ def parse_workflow(data: Any, source: str = "<memory>") -> Workflow:
     name = f.name if isinstance(f.name, str) else (FsPath(source).stem or "workflow")
     entry = _probabilities(probs, f.entry_points, ("entry_points",), what="entry point")
     transitions: dict[str, dict[str, float]] = {}
-    for state, row in (f.transitions if valid_mapping(f.transitions) else {}).items():
+    for state, row in (f.transitions if isinstance(f.transitions, dict) else {}).items():
         if row is None or (isinstance(row, dict) and not row):
             transitions[state] = {}
             continue
@@ -85,8 +86,8 @@ def parse_workflow(data: Any, source: str = "<memory>") -> Workflow:
             probs.error(("exit_points", i), f"{EXIT!r} is reserved for the leave-anywhere pseudo-target")
         else:
             exits.append(e)
-    avg = f.avg_response_times if valid_mapping(f.avg_response_times) else {}
-    ep_specs = f.endpoints if valid_mapping(f.endpoints) else {}
+    avg = f.avg_response_times if isinstance(f.avg_response_times, dict) else {}
+    ep_specs = f.endpoints if isinstance(f.endpoints, dict) else {}
 
     # states in order of first appearance
     order: dict[str, None] = {}
@@ -99,6 +100,9 @@ def parse_workflow(data: Any, source: str = "<memory>") -> Workflow:
             order.setdefault(s, None)
     states = list(order)
     declared = set(transitions) | set(exits) | set(avg) | set(ep_specs)
+    if len(states) > MAX_STATES:
+        probs.error(("transitions",), f"at most {MAX_STATES:,} endpoints, got {len(states):,}")
+        probs.raise_if_any()
     for s in states:
         if "?" in s or "#" in s:
             where: Path = (
@@ -117,7 +121,7 @@ def parse_workflow(data: Any, source: str = "<memory>") -> Workflow:
             )
 
     d = _defaults(probs, f)
-    services = _services(probs, f.services if valid_mapping(f.services) else {})
+    services = _services(probs, f.services if isinstance(f.services, dict) else {})
     endpoints = {s: _endpoint(probs, s, avg, ep_specs.get(s), d, services) for s in states}
     think = to_dist(f.think_time, probs, ("think_time",)) if f.think_time is not UNSET else DEFAULT_THINK_TIME
     max_calls = f.max_calls if isinstance(f.max_calls, int) else DEFAULT_MAX_CALLS
@@ -156,10 +160,6 @@ def parse_workflow(data: Any, source: str = "<memory>") -> Workflow:
         source=source,
         warnings=tuple(f"{source}: {w}" for w in warnings),
     )
-
-
-def valid_mapping(x: Any) -> bool:
-    return isinstance(x, dict)
 
 
 def _probabilities(probs: Problems, row: Any, path: Path, *, what: str) -> dict[str, float] | None:
@@ -385,6 +385,8 @@ def _user_types(probs: Problems, specs: Any, states: list[str]) -> list[UserType
                 factor = ov.latency_factor
         out.append(UserType(name, w, entry, rows or {}, think, factor))
     total = math.fsum(weights.values())
+    if len(out) > MAX_STATES:
+        probs.error(("user_types",), f"at most {MAX_STATES:,} user types, got {len(out):,}")
     if weights and abs(total - 1.0) > 1e-6:
         probs.error(("user_types",), f"weights sum to {total:.9g}, not 1 (within 1e-6)")
     if not out and not probs.problems:

@@ -8,23 +8,79 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..core.batch import EventBatch
+from ..core.limits import OutOfRange
 from ..core.merge import EventSource
 from ..encode.jsonl import encode_jsonl
-from ..sinks.base import Sink, SinkError
+from ..sinks.base import PipeClosed, Sink, SinkError
 from .pacing import Clock, MonotonicClock, Speed
 
 __all__ = ["LagStats", "RunStats", "Runner"]
 
+CLOSED_PIPE = "closed pipe"  # what stopped a run whose standard output's reader went away
 MAX_SLICE = 20_000  # events per send when catching up; keeps sends small enough to pace
 MIN_SLEEP = 0.0005  # seconds; finer waits cost more than they gain
 MAX_SLEEP = 0.25  # seconds; bounds how long a stop request or a progress line waits
+
+
+class _Ahead:
+    """The simulation's next batch, computed on a daemon thread of its own: the event loop awaits it as a
+    future, and a stop may leave a long computation behind (the process can still exit; an executor's
+    threads would be waited for at exit)."""
+
+    def __init__(self, it: Iterator[EventBatch], loop: asyncio.AbstractEventLoop) -> None:
+        self._it = it
+        self._loop = loop
+        self._asked: list[asyncio.Future[EventBatch | None]] = []
+        self._wake = threading.Semaphore(0)
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="emitter-simulate", daemon=True)
+        self._thread.start()
+
+    def next(self) -> asyncio.Future[EventBatch | None]:
+        fut: asyncio.Future[EventBatch | None] = self._loop.create_future()
+        self._asked.append(fut)
+        self._wake.release()
+        return fut
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.release()
+
+    def _work(self) -> None:
+        while True:
+            self._wake.acquire()
+            if self._closed:
+                return
+            fut = self._asked.pop(0)
+            try:
+                res: EventBatch | None = next(self._it, None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the event loop, raised there
+                self._deliver(fut, None, exc)
+                return
+            self._deliver(fut, res, None)
+
+    def _deliver(
+        self, fut: asyncio.Future[EventBatch | None], res: EventBatch | None, exc: BaseException | None
+    ) -> None:
+        def done() -> None:
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(res)
+
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            self._loop.call_soon_threadsafe(done)
 
 
 @dataclass
@@ -68,6 +124,7 @@ class RunStats:
     lag: LagStats = field(default_factory=LagStats)
     stopped_by: str | None = None
     error: str | None = None
+    input_error: bool = False  # the error is the input's (exit 2), not a destination's
 
     @property
     def active_sessions(self) -> int:
@@ -106,27 +163,39 @@ class Runner:
                 await s.start()
                 started.append(s)
             await self._stream()
+        except PipeClosed:
+            st.stopped_by = st.stopped_by or CLOSED_PIPE
         except SinkError as exc:
             st.error = str(exc)
+        except OutOfRange as exc:  # the input asked for a run the clock cannot hold
+            st.error = str(exc)
+            st.input_error = True
         finally:
             for s in started:
                 try:
                     await s.stop()
+                except PipeClosed:
+                    st.stopped_by = st.stopped_by or CLOSED_PIPE
                 except SinkError as exc:
                     st.error = st.error or str(exc)
             st.wall_s = self.clock.now() - self._t0
         return st
 
     async def _stream(self) -> None:
-        it: Iterator[EventBatch] = self.sim.batches()
-        nxt = asyncio.ensure_future(asyncio.to_thread(next, it, None))
+        ahead = _Ahead(self.sim.batches(), asyncio.get_running_loop())
+        nxt = ahead.next()
+        stopping: asyncio.Future[Any] = asyncio.ensure_future(self._stop.wait())
         first = True
         try:
             while not self._stop.is_set():
-                batch = await nxt
+                # a stop does not wait for a block that takes long to compute: the thread is left behind
+                await asyncio.wait([nxt, stopping], return_when=asyncio.FIRST_COMPLETED)
+                if not nxt.done():
+                    break
+                batch = nxt.result()
                 if batch is None:
                     break
-                nxt = asyncio.ensure_future(asyncio.to_thread(next, it, None))  # generate ahead
+                nxt = ahead.next()  # generate ahead
                 if first:
                     first = False
                     # the schedule starts once the first events exist and the encoder is warm: start-up
@@ -141,10 +210,8 @@ class Runner:
                         if self._stop.is_set():
                             break
         finally:
-            if not nxt.done():
-                nxt.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopIteration):
-                    await nxt
+            stopping.cancel()
+            ahead.close()
 
     def _sim_now_us(self) -> float:
         assert self.speed.factor is not None

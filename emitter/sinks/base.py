@@ -12,11 +12,15 @@ from typing import Any
 from ..core.batch import EventBatch
 from ..errors import ConfigError, EmitterError
 
-__all__ = ["Sink", "SinkError", "SinkStats", "open_sink", "sink_schemes"]
+__all__ = ["PipeClosed", "Sink", "SinkError", "SinkStats", "open_sink", "sink_schemes"]
 
 
 class SinkError(EmitterError):
     """A sink cannot go on (its destination is unreachable, closed, or refused the data)."""
+
+
+class PipeClosed(SinkError):
+    """Standard output's reader went away (``emitter run | head``): the run stops, quietly."""
 
 
 @dataclass

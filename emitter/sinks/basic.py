@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import io
 import json
+import os
 import sys
 import urllib.parse
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import IO, Any, BinaryIO
 from ..core.batch import EventBatch
 from ..encode.jsonl import encode_jsonl
 from ..errors import ConfigError
-from .base import Sink, SinkError
+from .base import PipeClosed, Sink, SinkError
 
 __all__ = ["FileSink", "MemorySink", "NullSink", "StdoutSink", "jsonl_of"]
 
@@ -27,26 +29,58 @@ def jsonl_of(batch: EventBatch) -> bytes:
     return cached
 
 
+def _write_all(fd: int, data: bytes | memoryview) -> int:
+    """Write ``data`` to the file descriptor; the bytes the OS took (all of them, unless an OSError comes,
+    which is raised with ``written`` set on it)."""
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        try:
+            k = os.write(fd, view[done:])
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            exc.written = done  # type: ignore[attr-defined]
+            raise
+        done += k
+    return done
+
+
 class _StreamSink(Sink):
+    """JSON lines to a file descriptor, written straight to the OS (no buffer of ours in between): an event is
+    acknowledged once its whole line was taken; a line cut short, and everything after it, count failed."""
+
     def __init__(self, uri: str) -> None:
         super().__init__()
         self.uri = uri
-        self._out: IO[bytes] | gzip.GzipFile | None = None
+        self._fd: int | None = None
+        self._stream: IO[bytes] | None = None  # an in-memory stream (tests) instead of a descriptor
+
+    def _failure(self, exc: OSError) -> SinkError:
+        if isinstance(exc, BrokenPipeError):
+            return PipeClosed(f"{self.name}: the reading end of the pipe closed")
+        return SinkError(f"{self.name}: write failed: {exc.strerror}")
 
     def _write(self, batch: EventBatch) -> None:
         data = jsonl_of(batch)
         n = len(batch)
         self.stats.sent += n
-        if self._out is None:
+        if self._stream is not None:
+            self._stream.write(data)
+            self.stats.acked += n
+            self.stats.bytes += len(data)
+            return
+        if self._fd is None:
             raise SinkError(f"{self.name}: send() before start()")
         try:
-            self._out.write(data)
-        except BrokenPipeError:
-            self.stats.failed += n
-            raise SinkError(f"{self.name}: the reading end of the pipe closed") from None
+            _write_all(self._fd, data)
         except OSError as exc:
-            self.stats.failed += n
-            raise SinkError(f"{self.name}: write failed: {exc.strerror}") from None
+            written = getattr(exc, "written", 0)
+            ok = data.count(b"\n", 0, written)
+            self.stats.acked += ok
+            self.stats.failed += n - ok
+            self.stats.bytes += written
+            raise self._failure(exc) from None
         self.stats.acked += n
         self.stats.bytes += len(data)
 
@@ -59,20 +93,28 @@ class StdoutSink(_StreamSink):
 
     def __init__(self, uri: str = "stdout", stream: BinaryIO | None = None) -> None:
         super().__init__(uri)
-        self._stream = stream
+        self._given = stream
 
     async def start(self) -> None:
-        self._out = self._stream if self._stream is not None else sys.stdout.buffer
-        await super().start()
-
-    async def flush(self) -> None:
-        if self._out is not None:
+        if self._given is not None:
+            try:
+                self._fd = self._given.fileno()
+            except (OSError, AttributeError, ValueError):
+                self._stream = self._given
+        else:
             with contextlib.suppress(BrokenPipeError, ValueError):
-                self._out.flush()
+                sys.stdout.flush()
+            self._fd = sys.stdout.fileno()
+        await super().start()
 
 
 class FileSink(_StreamSink):
-    """JSON lines into a file; a ``.gz`` name writes gzip (reproducible: no name or time in its header)."""
+    """JSON lines into a file; a ``.gz`` name writes gzip (reproducible: no name or time in its header).
+
+    Plain files acknowledge an event once the OS took its line; a compressed file holds the tail of its
+    data in the compressor until it closes, so its events are acknowledged when the file closes whole
+    (until then they are pending), and all of them fail if it cannot be written to the end.
+    """
 
     def __init__(self, uri: str, path: Path, *, level: int = 6, append: bool = False) -> None:
         super().__init__(uri)
@@ -80,40 +122,77 @@ class FileSink(_StreamSink):
         self.level = level
         self.append = append
         self._raw: BinaryIO | None = None
+        self._gz: gzip.GzipFile | None = None
+        self._unconfirmed = 0  # events in the compressor, not yet known to be on disk
 
     async def start(self) -> None:
         try:
+            if self.path.is_dir():
+                raise IsADirectoryError(21, "Is a directory")  # (open() would say so only on some systems)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._raw = open(self.path, "ab" if self.append else "wb", buffering=1 << 20)  # noqa: SIM115, ASYNC230 - opening is quick
+            self._raw = open(self.path, "ab" if self.append else "wb", buffering=0)  # noqa: SIM115, ASYNC230 - opening is quick
         except OSError as exc:
             raise ConfigError.one("--sink", (self.uri,), f"cannot open {str(self.path)!r}: {exc.strerror}") from None
         if self.path.suffix == ".gz":
-            self._out = gzip.GzipFile(
+            self._gz = gzip.GzipFile(
                 filename="",
                 mode="ab" if self.append else "wb",
-                fileobj=self._raw,
+                fileobj=_Unbuffered(self._raw.fileno()),
                 compresslevel=self.level,
                 mtime=0,
             )
         else:
-            self._out = self._raw
-        await super().start()
+            self._fd = self._raw.fileno()
+        self._started = True
 
     async def send(self, batch: EventBatch) -> None:
-        self._write(batch)
+        if self._gz is None:
+            self._write(batch)
+        else:
+            data = jsonl_of(batch)
+            n = len(batch)
+            self.stats.sent += n
+            try:
+                self._gz.write(data)
+            except OSError as exc:
+                self.stats.failed += n + self._unconfirmed
+                self._unconfirmed = 0
+                raise self._failure(exc) from None
+            self._unconfirmed += n
+            self.stats.bytes += len(data)
         if len(batch) > 50_000:
             await asyncio.sleep(0)
 
-    async def flush(self) -> None:
-        if self._out is not None:
-            self._out.flush()
-
     async def _close(self) -> None:
-        if self._out is not None and self._out is not self._raw:
-            self._out.close()
+        failure: SinkError | None = None
+        if self._gz is not None:
+            try:
+                self._gz.close()  # the compressor's tail and the trailer
+            except OSError as exc:
+                self.stats.failed += self._unconfirmed
+                failure = self._failure(exc)
+            else:
+                self.stats.acked += self._unconfirmed
+            self._unconfirmed = 0
         if self._raw is not None:
             self._raw.close()
-        self._out = self._raw = None
+        self._raw = self._gz = None
+        self._fd = None
+        if failure is not None:
+            raise failure
+
+
+class _Unbuffered(io.RawIOBase):
+    """A descriptor as the file object GzipFile writes to: every write goes to the OS whole, or raises."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return _write_all(self._fd, b)
 
 
 class NullSink(Sink):

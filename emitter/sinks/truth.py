@@ -5,16 +5,32 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, EmitterError
 
-__all__ = ["write_truth"]
+__all__ = ["truth_destination", "write_truth"]
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def truth_destination(uri: str) -> str:
+    """``uri`` when it names a place the truth can go: ``file:PATH``, ``kafka://HOST:PORT/TOPIC`` or a plain
+    path; any other scheme is a ValueError (it would otherwise become a directory named after it)."""
+    m = _SCHEME.match(uri)
+    if m and m.group(1).lower() not in ("file", "kafka"):
+        raise ValueError(f"unknown truth destination {uri!r} (expected file:PATH or kafka://HOST:PORT/TOPIC)")
+    return uri
 
 
 async def write_truth(uri: str, records: list[dict[str, Any]]) -> str:
     """Write the records; returns where they went (for the run's first line)."""
+    try:
+        truth_destination(uri)
+    except ValueError as exc:
+        raise ConfigError.one("--truth", (uri,), str(exc)) from None
     if uri.startswith("kafka://"):
         return await _to_kafka(uri, records)
     path = uri[5:] if uri.startswith("file:") else uri

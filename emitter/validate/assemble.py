@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from ..core.ids import MAX_ATTEMPT, MAX_SEQ
 from ..core.spec import Workflow
 
 __all__ = ["Assembler", "Counts", "ObservedEvent"]
@@ -22,12 +24,13 @@ POOLED = "*"
 
 
 class ObservedEvent(msgspec.Struct, forbid_unknown_fields=False):
-    """The fields of an event the validator reads (everything else is ignored)."""
+    """The fields of an event the validator reads (everything else is ignored), in the schema's ranges: a
+    record outside them is malformed (counted and skipped), not a call."""
 
     session_id: str
-    seq: int
+    seq: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
     endpoint: str
-    attempt: int = 1
+    attempt: Annotated[int, msgspec.Meta(ge=1, le=MAX_ATTEMPT)] = 1
     user_type: str | None = None
     session_end: bool = False
     end_reason: str | None = None

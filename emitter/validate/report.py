@@ -17,6 +17,7 @@ from .stats import holm, pearson_gof, wilson
 __all__ = ["ENTRY", "Report", "build_report"]
 
 ENTRY = "<entry>"
+EXIT_NO_DATA = 3
 EXIT_LABEL = "<leave>"
 
 
@@ -36,7 +37,8 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.consistent else 1
+        """0 consistent, 1 rejected, 3 no data (nothing to judge); usage problems exit 2 before a report."""
+        return 0 if self.consistent else EXIT_NO_DATA if self.verdict == "no data" else 1
 
     def to_json(self) -> str:
         return json.dumps(self.data, indent=2, sort_keys=False)

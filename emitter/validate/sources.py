@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,11 +51,14 @@ def _open_lines(spec: str) -> Iterator[bytes]:
     with raw:
         head = raw.read(2)
         raw.seek(0)
-        if head == b"\x1f\x8b":
+        if head != b"\x1f\x8b":
+            yield from raw
+            return
+        try:
             with gzip.GzipFile(fileobj=raw) as gz:
                 yield from gz
-        else:
-            yield from raw
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ConfigError.one("--source", (spec,), f"not a readable gzip file ({exc})") from None
 
 
 def feed_otlp_json(asm: Assembler, lines: Iterator[bytes]) -> int:
@@ -74,18 +78,33 @@ def feed_otlp_json(asm: Assembler, lines: Iterator[bytes]) -> int:
     return bad
 
 
-def sniff(first: bytes) -> str:
-    return "otlp-json" if first.lstrip().startswith(b'{"resourceSpans"') else "jsonl"
+SNIFF_LINES = 20
+
+
+def sniff(head: list[bytes]) -> tuple[str, str]:
+    """The format the first lines show, and why: the collector's OTLP-JSON output or emitter events, by the
+    majority of up to SNIFF_LINES non-blank lines (one odd line does not decide); a tie is a ConfigError."""
+    lines = [x for x in head if x.strip()]
+    otlp = sum(1 for x in lines if x.lstrip().startswith(b'{"resourceSpans"'))
+    events = len(lines) - otlp
+    if otlp and events and otlp == events:
+        raise ConfigError.one(
+            "--source", ("--format",), f"the first {len(lines)} lines are half OTLP-JSON, half events: give --format"
+        )
+    fmt = "otlp-json" if otlp > events else "jsonl"
+    mixed = f"{max(otlp, events)} of the first {len(lines)} lines; give --format to choose" if otlp and events else ""
+    return fmt, mixed or f"by its first {len(lines)} lines"
 
 
 def read_file_source(asm: Assembler, spec: str, fmt: str = "auto") -> int:
     """Feed a file (or ``-``) to the assembler; returns the count of malformed lines (skipped)."""
     try:
         lines = _open_lines(spec)
-        first = next(lines, b"")
+        head = list(itertools.islice(lines, SNIFF_LINES))
         if fmt == "auto":
-            fmt = sniff(first)
-        chained = itertools.chain([first], lines)
+            fmt, why = sniff(head)
+            print(f"validate: format: {fmt} ({why})", file=sys.stderr)
+        chained = itertools.chain(head, lines)
         if fmt == "otlp-json":
             return feed_otlp_json(asm, chained)
         if fmt != "jsonl":
