@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .dist import Dist
-from .limits import MAX_FACTOR
+from .limits import MAX_ARRIVAL_RATE, MAX_DURATION_S, MAX_FACTOR, MAX_POPULATION, MAX_USERS, MIN_ARRIVAL_RATE
 
 __all__ = [
     "DEFAULT_ARRIVAL_RATE",
@@ -151,6 +151,20 @@ class Load:
     user_pause: Dist = DEFAULT_USER_PAUSE  # closed model: pause between a user's sessions (seconds)
     population: int = DEFAULT_POPULATION  # open model: distinct users sessions are drawn from
     profile: Profile | None = None  # open model: the rate over time (default constant)
+
+    def __post_init__(self) -> None:
+        """The limits of :mod:`.limits` (the input layer reports them as file or flag problems first)."""
+        low = MIN_ARRIVAL_RATE / 1000  # (several workflows split the rate by their weights)
+        if self.arrival_rate is not None and not low <= self.arrival_rate <= MAX_ARRIVAL_RATE:
+            raise ValueError(f"arrival_rate must be in [{low:g}, {MAX_ARRIVAL_RATE:g}], got {self.arrival_rate!r}")
+        if self.duration_s is not None and not 0 < self.duration_s <= MAX_DURATION_S:
+            raise ValueError(f"duration_s must be in (0, {MAX_DURATION_S:g}], got {self.duration_s!r}")
+        if not 1 <= self.population <= MAX_POPULATION:
+            raise ValueError(f"population must be in [1, {MAX_POPULATION}], got {self.population!r}")
+        if self.users is not None and not 1 <= self.users <= MAX_USERS:
+            raise ValueError(f"users must be in [1, {MAX_USERS}], got {self.users!r}")
+        if self.sessions is not None and self.sessions < 1:
+            raise ValueError(f"sessions must be at least 1, got {self.sessions!r}")
 
     @property
     def closed(self) -> bool:
