@@ -374,7 +374,7 @@ def build_tables(tp: _Templates, ctx: RunContext) -> OtlpTables:
 def otlp_tables(ctx: RunContext, environment: str, resource: dict[str, str]) -> OtlpTables:
     """:func:`build_tables`, cached on the model (for the latest run of each environment and resource)."""
     m = ctx.model
-    tkey = f"_otlp_numba|{environment}|{sorted(resource.items())}"
+    tkey = f"_otlp_tables|{environment}|{sorted(resource.items())}"
     key = (ctx.run_id, ctx.fault_ids, ctx.user_width, ctx.keys)
     hit: tuple[Any, OtlpTables] | None = m.__dict__.get(tkey)
     if hit is None or hit[0] != key:

@@ -307,11 +307,10 @@ def test_a_question_mark_in_a_route_is_refused() -> None:
 
 def test_compiled_encoder_grows_its_buffers(faulted, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Requests that do not fit the output or scratch buffer: written over several kernel calls."""
-    from emitter.encode import _native
-    from emitter.encode import otlp as _otlp_numba
+    from emitter.encode import _native, otlp
 
     want = _bodies(encode_otlp(faulted, max_events=300))
-    kernel = _otlp_numba._encode_kernel
+    kernel = otlp._encode_kernel
     asked = []
 
     def spy(*args):  # type: ignore[no-untyped-def]
@@ -319,9 +318,9 @@ def test_compiled_encoder_grows_its_buffers(faulted, monkeypatch) -> None:  # ty
         asked.append((args[9], nxt, *args[8].tolist()))  # first request, next one, sizes wanted
         return nxt
 
-    monkeypatch.setattr(_otlp_numba, "_encode_kernel", spy)
-    monkeypatch.setattr(_otlp_numba, "_OUT_BYTES", 1)
-    monkeypatch.setattr(_otlp_numba, "_CHILDREN_GUESS", 0)
+    monkeypatch.setattr(otlp, "_encode_kernel", spy)
+    monkeypatch.setattr(otlp, "_OUT_BYTES", 1)
+    monkeypatch.setattr(otlp, "_CHILDREN_GUESS", 0)
     monkeypatch.setattr(_native, "_KEEP_BYTES", 0)  # fresh buffers, sized to what is asked for only
     monkeypatch.setattr(_native, "_scratch", type(_native._scratch)())
     got = _same(faulted, max_events=300)
