@@ -79,14 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--source",
         required=True,
         metavar="SRC",
-        help="file:PATH, PATH, - for standard input, or kafka://HOST:PORT/TOPIC (live)",
+        help="file:PATH, PATH (JSON lines, OTLP-JSON or Parquet), - for standard input, "
+        "or kafka://HOST:PORT/TOPIC (live)",
     )
     v.add_argument(
         "--format",
-        choices=("auto", "jsonl", "otlp", "otlp-json"),
+        choices=("auto", "jsonl", "otlp", "otlp-json", "parquet"),
         default="auto",
         help="jsonl: emitter events; otlp: OTLP protobuf requests (Kafka records the collector wrote); "
-        "otlp-json: the collector's file output; auto (default) tells them apart",
+        "otlp-json: the collector's file output; parquet: the Parquet sink's files (a file or a partitioned "
+        "directory); auto (default) tells them apart",
     )
     v.add_argument("--run-id", metavar="ID", help="judge only this run's events (others are counted and skipped)")
     v.add_argument("--group", metavar="G", help="Kafka: consumer group (commits offsets; default: none, read all)")

@@ -72,7 +72,9 @@ def realise_dynamics(cfg: RunConfig, seed: int) -> Dynamics:
     if not cfg.random_faults:
         return dyn
     load = cfg.load
-    if load.duration_s is not None:
+    if load.dataset:
+        horizon = load.date_range_s
+    elif load.duration_s is not None:
         horizon = load.duration_s
     elif load.sessions is not None and not load.closed:
         horizon = load.sessions / load.rate
@@ -109,10 +111,19 @@ def build_simulation(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int,
     seeds = [workflow_seed(seed, i) for i in range(len(wfs))]
     sessions = _split(load.sessions, weights)
     users = _split(load.users, weights)
+    num_users = _split(load.num_users, weights)  # the dataset model: each workflow its own users
+    firsts = [sum(n or 0 for n in num_users[:i]) for i in range(len(wfs))]
     first = Simulation(Model(wfs[0][0]), seed, load, start, extra, dyn)
     sims = []
     for i, (wf, w) in enumerate(wfs):
-        sub = replace(load, sessions=sessions[i], users=users[i], arrival_rate=None if load.closed else load.rate * w)
+        sub = replace(
+            load,
+            sessions=sessions[i],
+            users=users[i],
+            arrival_rate=None if load.closed or load.dataset else load.rate * w,
+            num_users=num_users[i],
+            first_user=firsts[i],
+        )
         sims.append(
             Simulation(
                 Model(wf),

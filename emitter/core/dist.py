@@ -74,6 +74,10 @@ class Dist:
         return Dist(tuple(comps), self.weights)
 
     @staticmethod
+    def normal(mean: float, stddev: float) -> Dist:
+        return Dist((Component(NORMAL, mean, stddev, 0.0, (("mean", mean), ("stddev", stddev))),), (1.0,))
+
+    @staticmethod
     def lognormal_mean(mean: float, sigma: float = 0.4) -> Dist:
         mu = math.log(mean) - sigma * sigma / 2
         return Dist((Component(LOGNORMAL, mu, sigma, 0.0, (("mean", mean), ("sigma", sigma))),), (1.0,))

@@ -3,7 +3,8 @@
 Every simulated user is an agent with its own state, clock and random draws; for speed, agents that are
 in the same step of their session move together as rows of numpy arrays (one array operation moves them
 all). Sessions start in blocks (open model: Poisson arrivals; closed model: each user starts a new session
-a pause after the last one ended). Finished events wait in a pool until no session that has not been
+a pause after the last one ended; dataset model: every user's sessions at times spread over a date
+range). Finished events wait in a pool until no session that has not been
 simulated yet could produce an earlier one; then they leave in time order. The output is therefore a pure
 function of (workflow, seed, load, start): no wall clock is read here.
 """
@@ -23,7 +24,7 @@ from .calls import CallTrees, call_outcomes
 from .dist import DistTable
 from .faults import MAX_FAULTS, Dynamics
 from .ids import MAX_ATTEMPT, event_key, mix64
-from .limits import check_time_range
+from .limits import MAX_DATASET_SESSIONS, MAX_SESSIONS_PER_USER, OutOfRange, check_time_range
 from .load import Load
 from .model import END_ABANDON, END_CAP, END_EXIT, END_NONE, PARAM_CHOICE, PARAM_INT, PARAM_USER, Model
 from .streams import id_keys, stream
@@ -87,7 +88,10 @@ class Simulation:
         # run, even with the same seed, gets its own; several workflows of one run share the run's keys
         rid = run_id or run_identity(model, seed, load, start_us, run_extra)
         keys = id_keys(seed if key_seed is None else key_seed, rid)
-        pop = load.users if load.closed else load.population
+        if load.dataset:
+            pop: int | None = load.first_user + (load.num_users or 0)
+        else:
+            pop = load.users if load.closed else load.population
         self.ctx = RunContext(
             model,
             rid,
@@ -97,6 +101,7 @@ class Simulation:
             user_width=max(6, len(str(max(pop or 1, 1) - 1))),
         )
         self._pause = DistTable([load.user_pause], scale=1e6)
+        self.target_sessions: int | None = load.sessions  # known at the start (the dataset model's: once drawn)
         self.sessions_started = 0
         self.events = 0
         self.last_arrival_us = 0
@@ -325,7 +330,7 @@ class Simulation:
             cand = last + np.cumsum(gaps)
             last = int(cand[-1])
             if prof is not None and load.shaped:  # thinning: keep each at rate(t) / peak
-                keep = self._r_arrive.random(BLOCK) * peak < prof.multiplier(cand)
+                keep = self._r_arrive.random(BLOCK) * peak < prof.multiplier(cand, self.start_us)
                 starts = cand[keep][:n]
                 if len(starts) == n:
                     last = int(starts[-1])
@@ -350,6 +355,47 @@ class Simulation:
             yield starts, sess, users, None if done else last
             if done:
                 return
+
+    def _dataset_blocks(self) -> Iterator[tuple[I64, I64, I64, int | None]]:
+        """Dataset model: each user's session count, every session's start over the range, in start order."""
+        load = self.load
+        assert load.num_users is not None
+        per_user = DistTable([load.sessions_per_user], scale=1.0, minimum=1)
+        counts = per_user.sample(np.zeros(load.num_users, np.int64), self._r_user)
+        np.minimum(counts, MAX_SESSIONS_PER_USER, out=counts)
+        total = int(counts.sum())
+        if total > MAX_DATASET_SESSIONS:
+            raise OutOfRange(
+                f"the dataset model drew {total:,} sessions ({load.num_users:,} users); at most "
+                f"{MAX_DATASET_SESSIONS:,}: use fewer users or fewer sessions per user"
+            )
+        self.target_sessions = total
+        starts = self._spread(total, round(load.date_range_s * 1e6))
+        owners = np.repeat(np.arange(load.num_users, dtype=np.int64) + load.first_user, counts)
+        self._r_user.shuffle(owners)  # which user each start (in time order) belongs to
+        for first in range(0, total, BLOCK):
+            stop = min(first + BLOCK, total)
+            horizon = int(starts[stop]) if stop < total else None
+            yield starts[first:stop], self._sess(first, stop - first), owners[first:stop], horizon
+
+    def _spread(self, n: int, range_us: int) -> I64:
+        """``n`` sorted start times in [0, range_us): uniform, or thinned by the profile's shape."""
+        prof = self.load.profile
+        r = self._r_arrive
+        if prof is None or not self.load.shaped:
+            return np.sort(np.floor(r.random(n) * range_us).astype(np.int64))
+        peak = prof.peak
+        grid = np.linspace(0, range_us, 8193).astype(np.int64)
+        accept = max(float(prof.multiplier(grid, self.start_us).mean()) / peak, 1e-6)  # the share thinning keeps
+        parts: list[I64] = []
+        have = 0
+        while have < n:
+            m = max(1024, int((n - have) * 1.1 / accept))
+            cand = np.floor(r.random(m) * range_us).astype(np.int64)
+            keep = cand[r.random(m) * peak < prof.multiplier(cand, self.start_us)]
+            parts.append(keep[: n - have])
+            have += len(parts[-1])
+        return np.sort(np.concatenate(parts))
 
     def _closed_rounds(self, pool: list[tuple[dict[str, npt.NDArray[Any]], I64]]) -> Iterator[EventBatch]:
         """Closed model: every user starts a session a pause after the last one ended, round after round."""
@@ -395,7 +441,8 @@ class Simulation:
         if self.load.closed:
             yield from self._closed_rounds(pool)
         else:
-            for starts, sess, users, horizon in self._open_blocks():
+            blocks = self._dataset_blocks() if self.load.dataset else self._open_blocks()
+            for starts, sess, users, horizon in blocks:
                 self._walk_into(pool, starts, sess, users)
                 out = self._drain(pool, horizon)
                 if out is not None:

@@ -14,11 +14,14 @@ import math
 __all__ = [
     "MAX_ARRIVAL_RATE",
     "MAX_CALLS",
+    "MAX_DATASET_SESSIONS",
+    "MAX_DATASET_USERS",
     "MAX_DURATION_S",
     "MAX_FACTOR",
     "MAX_MS",
     "MAX_PARAM",
     "MAX_POPULATION",
+    "MAX_SESSIONS_PER_USER",
     "MAX_STATES",
     "MAX_USERS",
     "MAX_VALUE",
@@ -36,6 +39,9 @@ MAX_ARRIVAL_RATE = 1e9
 MAX_DURATION_S = 36_500 * 86_400.0  # 100 years of simulated time
 MAX_POPULATION = 10**12  # distinct users (user ids of at most 12 digits)
 MAX_USERS = 10**8  # concurrent users of the closed model
+MAX_DATASET_USERS = 10**8  # users of the dataset model (one count each is held in memory)
+MAX_DATASET_SESSIONS = 2 * 10**8  # sessions of the dataset model (each one's start and user are held: 16 bytes)
+MAX_SESSIONS_PER_USER = 10**5  # one user's sessions in the dataset model (draws are clipped here)
 MAX_STATES = 32_767  # endpoints of a workflow (the state column is int16); user types likewise
 MAX_CALLS = 65_535  # calls of a session (the seq column's 16 bits)
 MAX_FACTOR = 1_000.0  # multipliers: profile ramps and spikes, a latency fault's factor

@@ -10,7 +10,8 @@ checks skip what is already reported instead of piling up consequences.
 Leaves follow the declared constraints: ``Meta(ge=0, le=1)``, ``Meta(gt=0)``, ``Meta(min_length=1)``;
 ``Meta(extra={"what": "a version string"})`` names the expected value in messages,
 ``Meta(extra={"range": "probability"})`` words a [0, 1] range as a probability, and ``Meta(extra={"parse": NAME})``
-runs a registered text parser (durations, timestamps, speeds) whose ``ValueError`` becomes the message.
+runs a registered text parser (durations, timestamps, speeds) whose ``ValueError`` becomes the message
+(with ``"whole": True`` it takes lists and mappings too).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def _walk(data: Any, t: mi.Type, probs: Problems, path: Path, extra: dict[str, A
         extra = {**extra, **(t.extra or {})}
         return _walk(data, t.type, probs, path, extra)
     parse = extra.get("parse")
-    if parse is not None and not isinstance(data, Mapping | list):
+    if parse is not None and (extra.get("whole") or not isinstance(data, Mapping | list)):
         try:
             return _PARSERS[parse](data)
         except ValueError as exc:

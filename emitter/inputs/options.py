@@ -13,15 +13,25 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.limits import MAX_ARRIVAL_RATE, MAX_DURATION_S, MAX_POPULATION, MAX_USERS, MIN_ARRIVAL_RATE
+from ..core.dist import Dist
+from ..core.limits import (
+    MAX_ARRIVAL_RATE,
+    MAX_DATASET_USERS,
+    MAX_DURATION_S,
+    MAX_POPULATION,
+    MAX_SESSIONS_PER_USER,
+    MAX_USERS,
+    MIN_ARRIVAL_RATE,
+)
 from ..core.load import DEFAULT_ARRIVAL_RATE, DEFAULT_POPULATION
 from ..errors import ConfigError
 from ..runtime.pacing import Speed, parse_speed
 from ..sinks.truth import truth_destination
-from .convert import register_parser
+from .convert import Problems, convert, register_parser
 
 __all__ = [
     "OPTIONS",
+    "STRUCTURED",
     "Option",
     "from_environment",
     "option",
@@ -106,6 +116,69 @@ def _arrival_rate(text: Any) -> float:
     if v > MAX_ARRIVAL_RATE:
         raise ValueError(f"expected at most {MAX_ARRIVAL_RATE:g} sessions per second, got {text!r}")
     return v
+
+
+def _num_users(text: Any) -> int:
+    return _positive_int(text, MAX_DATASET_USERS)
+
+
+def parse_sessions_per_user(value: Any) -> Dist:
+    """The dataset model's sessions per user: ``MEAN,SD`` (the seed's ``(3, 2)``: a normal, rounded, at least
+    one), ``[MEAN, SD]``, a number (every user the same), or any distribution a workflow file takes."""
+    from .dist import to_dist
+    from .specs import DIST
+
+    if isinstance(value, Mapping):
+        probs = Problems("sessions_per_user")
+        d = to_dist(convert(dict(value), DIST, probs, ()), probs, ())
+        if probs.problems or d is None:
+            first = probs.problems[0] if probs.problems else None
+            if first is None:
+                raise ValueError(f"expected a distribution, got {value!r}")
+            raise ValueError(".".join(map(str, first.path)) + ": " * bool(first.path) + first.message)
+        mean = d.mean()
+    else:
+        parts = (
+            [p.strip() for p in str(value).strip("[]()").split(",")] if not isinstance(value, list | tuple) else value
+        )
+        try:
+            nums = [float(str(p)) for p in parts]
+        except ValueError:
+            nums = []
+        if len(nums) not in (1, 2) or not all(math.isfinite(x) for x in nums):
+            raise ValueError(f"expected MEAN or MEAN,SD (such as 3,2) or a distribution, got {value!r}")
+        mean, sd = nums[0], nums[1] if len(nums) == 2 else 0.0
+        if sd < 0:
+            raise ValueError(f"expected a standard deviation of at least 0, got {value!r}")
+        d = Dist.normal(mean, sd)
+    if not 1 <= mean <= MAX_SESSIONS_PER_USER:
+        raise ValueError(f"expected a mean of sessions per user in [1, {MAX_SESSIONS_PER_USER:,}], got {value!r}")
+    return d
+
+
+def parse_date_range(value: Any) -> tuple[int | None, float]:
+    """The dataset model's date range as (start in µs since the epoch or None, length in seconds): a number of
+    days (the seed's ``date_range_days``), a duration (``36h``), ``START/END`` or ``{start: ..., end: ...}``."""
+    if isinstance(value, Mapping):
+        if set(value) != {"start", "end"}:
+            raise ValueError(f"expected {{start: DATE, end: DATE}}, got {value!r}")
+        lo, hi = value["start"], value["end"]
+    elif isinstance(value, str) and "/" in value:
+        lo, hi = value.split("/", 1)
+    else:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number of days, a duration or START/END, got {value!r}")  # noqa: TRY004
+        try:
+            days = float(value)
+        except (TypeError, ValueError):
+            return None, parse_duration(value)
+        return None, parse_duration(days * 86_400.0)
+    a, b = parse_start(lo), parse_start(hi)
+    if a is None or b is None:
+        raise ValueError(f"expected dates, not now, in a date range, got {value!r}")
+    if b <= a:
+        raise ValueError(f"the date range ends before it starts: {value!r}")
+    return a, parse_duration((b - a) / 1e6)
 
 
 def _seed(text: Any) -> int:
@@ -220,10 +293,35 @@ OPTIONS: tuple[Option, ...] = (
         key=("load", "population"),
     ),
     Option(
+        "num_users",
+        "--num-users",
+        _num_users,
+        "dataset model (the seed's): N users, each with --sessions-per-user sessions spread over --date-range",
+        "N",
+        key=("load", "num_users"),
+    ),
+    Option(
+        "sessions_per_user",
+        "--sessions-per-user",
+        parse_sessions_per_user,
+        "dataset model: sessions per user, MEAN,SD (rounded, at least 1; default 3,2)",
+        "MEAN,SD",
+        key=("load", "sessions_per_user"),
+    ),
+    Option(
+        "date_range",
+        "--date-range",
+        parse_date_range,
+        "dataset model: when sessions start, DAYS (default 30), a duration (36h) or START/END dates; "
+        "sessions start uniformly over it unless a profile shapes it",
+        "RANGE",
+        key=("load", "date_range"),
+    ),
+    Option(
         "sink",
         "--sink",
         _uri,
-        "where events go, repeatable: stdout (default), file:PATH (.gz compresses), "
+        "where events go, repeatable: stdout (default), file:PATH (.gz compresses), parquet:PATH, "
         "null, kafka://HOST:PORT/TOPIC, otlp://HOST:4317, otlp+http://HOST:4318",
         "URI",
         default=("stdout",),
@@ -284,8 +382,10 @@ def _as_text(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda v: parse(str(v))
 
 
+STRUCTURED = frozenset({"sessions_per_user", "date_range"})  # a file may give these as lists or mappings
+
 for _o in OPTIONS:
-    register_parser(f"option:{_o.name}", _as_text(_o.parse))
+    register_parser(f"option:{_o.name}", _o.parse if _o.name in STRUCTURED else _as_text(_o.parse))
 register_parser("duration", parse_duration)
 register_parser("offset", parse_offset)
 register_parser("duration_us", lambda v: round(parse_duration(v) * 1e6))

@@ -30,21 +30,28 @@ from ..core.faults import (
     RetryPolicy,
     Target,
 )
-from ..core.load import DEFAULT_USER_PAUSE, PROFILES, Load, Profile
+from ..core.load import (
+    DEFAULT_DATE_RANGE_S,
+    DEFAULT_SESSIONS_PER_USER,
+    DEFAULT_USER_PAUSE,
+    PROFILES,
+    Load,
+    Profile,
+)
 from ..core.spec import Workflow
 from ..errors import ConfigError
 from .convert import INVALID, Path, Problems, convert, struct_valid
 from .dist import to_dist
-from .options import OPTIONS, option
+from .options import OPTIONS, STRUCTURED, option
 from .specs import DIST, Probability
 from .workflow import load_workflow
 from .yamlio import load_yaml_file
 
-__all__ = ["Scenario", "ScenarioFile", "is_scenario", "load_scenario", "parse_scenario"]
+__all__ = ["Scenario", "ScenarioFile", "checked_faults", "is_scenario", "load_scenario", "parse_scenario"]
 
 
 def _opt(name: str) -> Any:
-    return Annotated[Any, Meta(extra={"parse": f"option:{name}"})]
+    return Annotated[Any, Meta(extra={"parse": f"option:{name}", "whole": name in STRUCTURED})]
 
 
 class WorkflowRef(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -55,12 +62,15 @@ class WorkflowRef(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class LoadSpec(Struct, forbid_unknown_fields=True, kw_only=True):
-    model: Literal["open", "closed"] | UnsetType = UNSET
+    model: Literal["open", "closed", "dataset"] | UnsetType = UNSET
     arrival_rate: _opt("arrival_rate") | UnsetType = UNSET  # type: ignore[valid-type]
     users: _opt("users") | UnsetType = UNSET  # type: ignore[valid-type]
     population: _opt("population") | UnsetType = UNSET  # type: ignore[valid-type]
     pause: DIST | UnsetType = UNSET
     profile: PROFILES | UnsetType = UNSET
+    num_users: _opt("num_users") | UnsetType = UNSET  # type: ignore[valid-type]
+    sessions_per_user: _opt("sessions_per_user") | UnsetType = UNSET  # type: ignore[valid-type]
+    date_range: _opt("date_range") | UnsetType = UNSET  # type: ignore[valid-type]
 
 
 class ScenarioFile(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -119,6 +129,27 @@ def _target_problems(t: Target, path: Path, wfs: list[Workflow], probs: Problems
         probs.error((*path, "endpoint"), f"unknown endpoint {t.endpoint!r}")
 
 
+def checked_faults(items: list[Any], workflows: list[Workflow], probs: Problems, key: str = "faults") -> list[Fault]:
+    """Converted faults (``items``, at ``key``) checked against the workflows: targets, parameters, ids."""
+    faults: list[Fault] = []
+    for i, fault in enumerate(items):
+        if fault is INVALID:
+            continue
+        path: Path = (key, i)
+        if not fault.id:
+            fault = structs.replace(fault, id=f"{fault.kind}-{i}")
+        if fault.target is not INVALID:
+            _target_problems(fault.target, (*path, "target"), workflows, probs)
+        if not struct_valid(fault):
+            continue
+        for sub, msg in fault.problems():
+            probs.error((*path, *sub), msg)
+        if any(x.id == fault.id for x in faults):
+            probs.error((*path, "id"), f"fault id {fault.id!r} used twice")
+        faults.append(fault)
+    return faults
+
+
 def parse_scenario(data: Any, source: str = "<memory>", base: FsPath | None = None) -> Scenario:
     probs = Problems(source)
     f = convert(data, ScenarioFile, probs)
@@ -151,11 +182,35 @@ def parse_scenario(data: Any, source: str = "<memory>", base: FsPath | None = No
     # ---- load
     ld = f.load if f.load is not INVALID else LoadSpec()
     users = ld.users if ld.users not in (UNSET, INVALID) else None
-    model = ld.model if isinstance(ld.model, str) else "closed" if users is not None else "open"
+    num_users = ld.num_users if ld.num_users not in (UNSET, INVALID) else None
+    model = (
+        ld.model
+        if isinstance(ld.model, str)
+        else "closed"
+        if users is not None
+        else "dataset"
+        if num_users is not None
+        else "open"
+    )
     if model == "closed" and users is None and ld.users is not INVALID:
         probs.error(("load", "users"), "a closed model needs users: N")
-    if model == "open" and users is not None:
+    if model != "closed" and users is not None:
         probs.error(("load", "users"), "users is for the closed model (set model: closed)")
+    if model == "dataset" and num_users is None and ld.num_users is not INVALID:
+        probs.error(("load", "num_users"), "the dataset model needs num_users: N")
+    if model != "dataset":
+        for key in ("num_users", "sessions_per_user", "date_range"):
+            if getattr(ld, key) not in (UNSET, INVALID):
+                probs.error(("load", key), f"{key} is for the dataset model (set model: dataset)")
+    else:
+        for key in ("arrival_rate", "pause", "population"):
+            if getattr(ld, key) not in (UNSET, INVALID):
+                probs.error(("load", key), f"{key} is not part of the dataset model (num_users sets who and how many)")
+        for key in ("sessions", "duration"):
+            if getattr(f, key) not in (UNSET, INVALID):
+                probs.error(
+                    (key,), f"the dataset model sets the sessions itself (num_users x sessions_per_user); drop {key}"
+                )
     profile = ld.profile if isinstance(ld.profile, Profile) else None
     if profile is not None and struct_valid(profile):
         for sub, msg in profile.problems():
@@ -170,32 +225,31 @@ def parse_scenario(data: Any, source: str = "<memory>", base: FsPath | None = No
     }
     if "sink" in options and isinstance(options["sink"], str):
         options["sink"] = [options["sink"]]
-    load = Load(
-        sessions=options.get("sessions"),
-        duration_s=options.get("duration"),
-        arrival_rate=options.get("arrival_rate"),
-        users=users if model == "closed" else None,
-        user_pause=pause or DEFAULT_USER_PAUSE,
-        population=options.get("population") or option("population").default,
-        profile=profile,
+    date_start, date_range_s = options.get("date_range") or (None, DEFAULT_DATE_RANGE_S)
+    if date_start is not None:
+        if options.get("start") not in (None, date_start):
+            probs.error(("start",), "the load's date_range starts at another time; give one of them")
+        options["start"] = date_start
+    load = (
+        Load(
+            sessions=options.get("sessions"),
+            duration_s=options.get("duration"),
+            arrival_rate=options.get("arrival_rate"),
+            users=users if model == "closed" else None,
+            user_pause=pause or DEFAULT_USER_PAUSE,
+            population=options.get("population") or option("population").default,
+            profile=profile,
+        )
+        if model != "dataset" or num_users is None or probs.problems
+        else Load(
+            num_users=num_users,
+            sessions_per_user=options.get("sessions_per_user") or DEFAULT_SESSIONS_PER_USER,
+            date_range_s=date_range_s,
+            profile=profile,
+        )
     )
     # ---- faults
-    faults: list[Fault] = []
-    for i, fault in enumerate(f.faults if isinstance(f.faults, list) else ()):
-        if fault is INVALID:
-            continue
-        path: Path = ("faults", i)
-        if not fault.id:
-            fault = structs.replace(fault, id=f"{fault.kind}-{i}")
-        if fault.target is not INVALID:
-            _target_problems(fault.target, (*path, "target"), workflows, probs)
-        if not struct_valid(fault):
-            continue
-        for sub, msg in fault.problems():
-            probs.error((*path, *sub), msg)
-        if any(x.id == fault.id for x in faults):
-            probs.error((*path, "id"), f"fault id {fault.id!r} used twice")
-        faults.append(fault)
+    faults = checked_faults(f.faults if isinstance(f.faults, list) else [], workflows, probs)
     rnd: list[RandomFaults] = []
     for i, r in enumerate(f.random_faults if isinstance(f.random_faults, list) else ()):
         if r is INVALID:

@@ -37,7 +37,7 @@ from .graph import check_calls, check_chain
 from .specs import EndpointSpec, ErrorsSpec, ParamSpec, ServiceSpec, UserTypeSpec, WorkflowFile
 from .yamlio import dump_yaml, load_yaml_file, load_yaml_text
 
-__all__ = ["load_workflow", "loads_workflow", "parse_workflow", "workflow_yaml"]
+__all__ = ["load_workflow", "loads_workflow", "parse_workflow", "save_workflow", "workflow", "workflow_yaml"]
 
 
 def load_workflow(path: str | FsPath) -> Workflow:
@@ -52,6 +52,25 @@ def loads_workflow(text: str, source: str = "<string>") -> Workflow:
 def workflow_yaml(wf: Workflow) -> str:
     """The normalised form as YAML; loading it back gives the same workflow (the same digest)."""
     return dump_yaml(wf.to_dict())
+
+
+def save_workflow(wf: Workflow, path: str | FsPath) -> FsPath:
+    """Write the workflow as YAML (:func:`workflow_yaml`); :func:`load_workflow` reads it back equal."""
+    p = FsPath(path)
+    p.write_text(workflow_yaml(wf), encoding="utf-8")
+    return p
+
+
+def workflow(name: str, **fields: Any) -> Workflow:
+    """A workflow built in Python from the file format's keys, like the seed's ``WorkflowDefinition``::
+
+        emitter.workflow("api", entry_points={"/login": 1.0}, transitions={"/login": {"/logout": 1.0}},
+                         exit_points=["/logout"], avg_response_times={"/login": 120})
+
+    It is checked exactly as a file is (a :class:`ConfigError` lists every problem, naming ``<python>``
+    and the key path). Sets are taken as lists (``exit_points={"/logout"}``)."""
+    data = {"name": name, **{k: sorted(v) if isinstance(v, set | frozenset) else v for k, v in fields.items()}}
+    return parse_workflow(data, "<python>")
 
 
 class _Defaults:

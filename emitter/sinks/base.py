@@ -1,4 +1,5 @@
-"""The sink interface and the URI registry (``stdout``, ``file:PATH``, ``null``, ``kafka://…``, ``otlp://…``)."""
+"""The sink interface and the URI registry (``stdout``, ``file:PATH``, ``parquet:PATH``, ``null``, ``kafka://…``,
+``otlp://…``)."""
 
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ SinkFactory = Callable[[str, dict[str, Any]], Sink]
 _SCHEMES: dict[str, str] = {
     "stdout": "emitter.sinks.basic:stdout_sink",
     "file": "emitter.sinks.basic:file_sink",
+    "parquet": "emitter.sinks.parquet:parquet_sink",
     "null": "emitter.sinks.basic:null_sink",
     "kafka": "emitter.sinks.kafka:kafka_sink",
     "otlp": "emitter.sinks.otlp:otlp_sink",
@@ -124,7 +126,7 @@ def open_sink(uri: str, options: dict[str, Any] | None = None, *, source: str = 
         raise ConfigError.one(
             source,
             (uri,),
-            f"unknown sink {uri!r} (expected one of: stdout, file:PATH, null, "
+            f"unknown sink {uri!r} (expected one of: stdout, file:PATH, parquet:PATH, null, "
             "kafka://HOST:PORT/TOPIC, otlp://HOST:4317, otlp+http://HOST:4318)",
         )
     mod_name, fn_name = target.split(":")
