@@ -9,7 +9,19 @@ import sys
 
 from .conftest import ROOT
 
-HEAVY = ("scipy", "numba", "llvmlite", "aiokafka", "confluent_kafka", "grpc", "httpx", "rich", "asyncio")
+HEAVY = (
+    "scipy",
+    "numba",
+    "llvmlite",
+    "aiokafka",
+    "confluent_kafka",
+    "grpc",
+    "httpx",
+    "rich",
+    "asyncio",
+    "pyarrow",
+    "pandas",
+)
 
 
 def _loaded(code: str) -> list[str]:

@@ -379,7 +379,12 @@ def resolve(*layers: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _as_text(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda v: parse(str(v))
+    def text(v: Any) -> Any:
+        if v is None:  # YAML's null (and ~): a bare `null` sink must be quoted
+            raise ValueError('expected a value, got YAML\'s null (for the null sink, quote it: "null")')
+        return parse(str(v))
+
+    return text
 
 
 STRUCTURED = frozenset({"sessions_per_user", "date_range"})  # a file may give these as lists or mappings

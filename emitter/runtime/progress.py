@@ -95,6 +95,11 @@ class Progress:
                 raise
 
 
+def _rate(x: float) -> str:
+    """A rate for people: 1,234.5 or 12.3, and 0.00514 (not 0.0) when below one."""
+    return f"{x:,.1f}" if x >= 1 else f"{x:.3g}"
+
+
 def format_summary(runner: Runner, sim: EventSource, seed: int) -> str:
     st: RunStats = runner.stats
     wall = max(st.wall_s, 1e-9)
@@ -111,7 +116,7 @@ def format_summary(runner: Runner, sim: EventSource, seed: int) -> str:
             if st.last_start_us > 0
             else f"load: {sim.load.describe()}"
         )
-        + (f"; {st.events / span_s:,.1f} events per simulated second" if span_s > 0 else ""),
+        + (f"; {_rate(st.events / span_s)} events per simulated second" if span_s > 0 else ""),
     ]
     if runner.speed.paced:
         lag = st.lag

@@ -68,7 +68,8 @@ def _table(events: Any) -> pa.Table:
         t = pa.Table.from_pandas(events, preserve_index=False)
     else:
         rows = [dict(e) for e in events]
-        t = pa.Table.from_pylist([{k: r.get(k) for k in _COLUMNS} for r in rows])
+        keys = [k for k in _COLUMNS if all(k in r for r in rows)]
+        t = pa.Table.from_pylist([{k: r[k] for k in keys} for r in rows], schema=None) if rows else pa.table({})
     missing = [c for c in ("session_id", "seq", "endpoint") if c not in t.column_names]
     if missing:
         raise ValueError(f"events need the columns session_id, seq and endpoint; missing: {', '.join(missing)}")

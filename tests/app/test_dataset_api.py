@@ -193,3 +193,17 @@ def test_a_workflow_built_in_python_is_checked_like_a_file_and_written_to_yaml(t
     with pytest.raises(ConfigError) as e:
         emitter.workflow("bad", entry_points={"/a": 0.5}, transitions={"/a": {"/b": 1.0}}, exit_points=["/b"])
     assert str(e.value).startswith("<python>: entry_points")
+
+
+def test_learned_table_gives_counts_and_intervals() -> None:
+    ds = emitter.generate(WORKFLOWS / "ecommerce.yaml", seed=6, num_users=300, start=START)
+    learned = emitter.learn(ds)
+    table = learned.table()
+    row = table[(table["from"] == "/api/login") & (table["to"] == "/api/browse")].iloc[0]
+    g = learned.groups.index(row["user_type"])  # a row per user type
+    n = int(learned.trans_counts[g, learned.states.index("/api/login")].sum())
+    assert row["n"] == n and row["p"] == pytest.approx(row["count"] / n)
+    assert row["ci_low"] < row["p"] < row["ci_high"]
+    assert table.groupby(["user_type", "from"])["p"].sum().round(9).eq(1).all()  # every row sums to one
+    with pytest.raises(ValueError, match="session_id"):
+        emitter.learn([{"endpoint": "/a", "seq": 0}])
