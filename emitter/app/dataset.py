@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ..core.batch import EventBatch
 from ..core.faults import FAULTS, CascadePreset, Dynamics, Fault
@@ -39,8 +42,7 @@ __all__ = ["APICall", "Dataset", "Session", "generate"]
 WHERE = "generate()"
 
 
-@dataclass(frozen=True, slots=True)
-class APICall:
+class APICall(msgspec.Struct, frozen=True):
     """One call of a session, as the event says (retries are calls of their own, with ``attempt`` > 1)."""
 
     seq: int
@@ -64,8 +66,7 @@ class APICall:
         return self.status_code >= 400
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
+class Session(msgspec.Struct, frozen=True):
     """A user's session: its calls in time order, and how it ended."""
 
     session_id: str
@@ -155,37 +156,37 @@ class Dataset:
         cached: list[Session] | None = self.__dict__.get("_sessions")
         if cached is not None:
             return cached
+        import numpy as np
+
         t = self.to_arrow("flat")
-        cols = {name: t.column(name).to_pylist() for name in t.column_names}
-        by_id: dict[str, list[int]] = {}
-        for i, sid in enumerate(cols["session_id"]):
-            by_id.setdefault(sid, []).append(i)
+        cols = {name: _pylist(t.column(name)) for name in t.column_names if name != "timestamp"}
+        stamps = t.column("timestamp").cast("int64").to_numpy().astype("datetime64[us]").astype(object)
+        utc = dt.UTC
+        cols["timestamp"] = [d.replace(tzinfo=utc) for d in stamps]  # (numpy makes naive datetimes quickly)
+        import pyarrow.compute as pc
+
+        # session numbers in order of first appearance, which is the order of each session's first call
+        codes = pc.dictionary_encode(t.column("session_id").combine_chunks()).indices.to_numpy()
+        order = np.argsort(codes, kind="stable")  # rows by session, each session's in time order
+        edges = np.flatnonzero(np.diff(codes[order])) + 1
+        groups = np.split(order, edges) if len(order) else []
+        c = cols
+        fields = (
+            *("seq", "attempt", "endpoint", "path", "method", "service", "timestamp", "latency_ms"),
+            *("status_code", "label_anomalous", "label_faults", "label_role", "event_id", "trace_id", "span_id"),
+        )
+        records = list(itertools.starmap(APICall, zip(*(c[f] for f in fields), strict=True)))
+        reasons = c["end_reason"]
         out = []
-        for sid, rows in by_id.items():
-            calls = tuple(
-                APICall(
-                    seq=cols["seq"][i],
-                    attempt=cols["attempt"][i],
-                    endpoint=cols["endpoint"][i],
-                    path=cols["path"][i],
-                    method=cols["method"][i],
-                    service=cols["service"][i],
-                    timestamp=cols["timestamp"][i],
-                    latency_ms=cols["latency_ms"][i],
-                    status_code=cols["status_code"][i],
-                    anomalous=cols["label_anomalous"][i],
-                    faults=tuple(cols["label_faults"][i]),
-                    role=cols["label_role"][i],
-                    event_id=cols["event_id"][i],
-                    trace_id=cols["trace_id"][i],
-                    span_id=cols["span_id"][i],
-                )
-                for i in rows
-            )
-            last = rows[-1]
-            ended = next((cols["end_reason"][i] for i in rows if cols["end_reason"][i] is not None), None)
+        for rows in groups:
+            idx = rows.tolist()
+            last = idx[-1]
+            ended = next((reasons[i] for i in reversed(idx) if reasons[i] is not None), None)
+            calls = tuple([records[i] for i in idx])
             out.append(
-                Session(sid, cols["user_id"][last], cols["user_type"][last], cols["workflow"][last], calls, ended)
+                Session(
+                    c["session_id"][last], c["user_id"][last], c["user_type"][last], c["workflow"][last], calls, ended
+                )
             )
         self.__dict__["_sessions"] = out
         return out
@@ -227,6 +228,22 @@ class Dataset:
 
         asyncio.run(write())
         return path
+
+
+def _pylist(col: Any) -> list[Any]:
+    """A column as Python values; dictionary columns through their (small) dictionary, not per value."""
+    import pyarrow as pa
+
+    arr = col.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        names = arr.dictionary.to_pylist()
+        return [None if i is None else names[i] for i in arr.indices.to_pylist()]
+    if pa.types.is_list(arr.type) and pa.types.is_dictionary(arr.type.value_type):
+        names = arr.values.dictionary.to_pylist()
+        offs = arr.offsets.to_pylist()
+        flat = [names[i] for i in arr.values.indices.to_pylist()]
+        return [tuple(flat[a:b]) if b > a else () for a, b in itertools.pairwise(offs)]
+    return list(arr.to_pylist())
 
 
 def _faults(items: Sequence[Any], workflows: list[Workflow]) -> list[Fault]:

@@ -380,8 +380,10 @@ def resolve(*layers: Mapping[str, Any]) -> dict[str, Any]:
 
 def _as_text(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def text(v: Any) -> Any:
-        if v is None:  # YAML's null (and ~): a bare `null` sink must be quoted
-            raise ValueError('expected a value, got YAML\'s null (for the null sink, quote it: "null")')
+        if v is None:  # YAML's null (or ~) is no value; in a list of sinks it can only mean the null sink
+            if parse is _uri:
+                return "null"
+            raise ValueError("expected a value, got YAML's null")
         return parse(str(v))
 
     return text

@@ -75,3 +75,12 @@ def test_check_reads_scenario_files(tmp_path: Path) -> None:
     assert proc.stderr.decode().strip() == (
         f"{bad}: faults -> 0 -> kind: expected one of latency, errors, timeout, outage, got 'melt'"
     )
+
+
+def test_yamls_null_is_the_null_sink_and_no_value_elsewhere(tmp_path: Path) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_text(f"workflow: {WORKFLOWS / 'ecommerce.yaml'}\nsinks: [null, ~]\n")
+    assert run_config(str(p), {}, {}).sinks == ["null", "null"]
+    p.write_text(f"workflow: {WORKFLOWS / 'ecommerce.yaml'}\nspeed: ~\n")
+    with pytest.raises(ConfigError, match="speed: expected a value, got YAML's null"):
+        run_config(str(p), {}, {})
