@@ -1,4 +1,4 @@
-"""The command line: ``emitter run``, ``check``, ``validate``, ``score``. Thin by design: flags come from the
+"""The command line: ``emitter run``, ``check``, ``validate``, ``score``, ``fit``. Thin by design: flags come from the
 declared options, and each command is a function of :mod:`emitter.app`."""
 
 from __future__ import annotations
@@ -122,7 +122,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="a detection this long after a fault's end still counts (default 0)",
     )
     sc.add_argument("--report", metavar="FILE", help="also write the scores as JSON")
+    f = sub.add_parser(
+        "fit",
+        help="learn a runnable workflow from recorded traffic",
+        description="Learn a workflow from recorded traffic (emitter's events as JSON lines or Parquet, the "
+        "collector's OTLP-JSON file output, Jaeger's JSON, Zipkin's v2 JSON) that emitter run plays back "
+        "statistically like the recording. The output is commented with counts and intervals.",
+    )
+    f.add_argument("sources", nargs="+", metavar="SOURCE", help="files of recorded traffic (file:PATH or PATH)")
+    f.add_argument("-o", "--output", required=True, metavar="FILE", help="the workflow file to write")
+    f.add_argument(
+        "--format",
+        choices=("auto", "jsonl", "parquet", "otlp-json", "jaeger", "zipkin"),
+        default="auto",
+        help="the sources' format (default: told by each file's first bytes)",
+    )
+    f.add_argument("--name", help="the workflow's name (default: the output file's stem)")
+    f.add_argument("--session-attr", metavar="KEY", help="the attribute holding the session id (default session.id)")
+    f.add_argument(
+        "--user-attr",
+        metavar="KEY",
+        help="without session ids: the attribute holding the user key (default user.id, then enduser.id)",
+    )
+    f.add_argument(
+        "--gap",
+        type=_duration,
+        default=1800.0,
+        metavar="D",
+        help="without session ids: a user idle longer than this starts a new session (default 30m)",
+    )
+    f.add_argument(
+        "--min-count",
+        type=int,
+        default=5,
+        metavar="N",
+        help="states seen fewer times are dropped (steps into them leave instead; default 5)",
+    )
+    f.add_argument("--report", metavar="FILE", help="also write what was learned and dropped as JSON")
     return p
+
+
+def _duration(text: str) -> float:
+    from .inputs.options import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -219,6 +265,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .app.score import score_command
 
             return score_command(args.truth, args.detections, args.events, args.grace, args.report)
+        if args.command == "fit":
+            from .app.fit import FitRequest, run_fit
+
+            return run_fit(
+                FitRequest(
+                    sources=tuple(args.sources),
+                    output=args.output,
+                    format=args.format,
+                    name=args.name,
+                    session_attr=args.session_attr,
+                    user_attr=args.user_attr,
+                    gap_s=args.gap,
+                    min_count=args.min_count,
+                    report=args.report,
+                )
+            )
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
