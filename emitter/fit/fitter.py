@@ -44,6 +44,7 @@ __all__ = ["FitOptions", "FitResult", "fit"]
 
 F64 = npt.NDArray[np.float64]
 Z99 = 2.3263478740408408
+ENTRY = "<entry>"
 KS_OK = 0.05  # a lognormal "fits" when its KS distance to the sample is below this (or the sample is small)
 MAX_CHOICES = 20  # parameter values kept as choices; more distinct values than this become an integer range
 
@@ -57,6 +58,7 @@ class FitOptions:
     gap_s: float = 1800.0  # a user idle longer than this starts a new session
     min_count: int = 5
     confidence: float = 0.99
+    alpha: float = 0.01  # a user type gets its own row when it differs from the others at this level (Holm)
 
 
 @dataclass
@@ -227,6 +229,7 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
     # logical steps: a retry (attempt > 1) repeats the step before it
     rows = []
     think: list[float] = []
+    think_by_type: dict[str, list[float]] = defaultdict(list)
     capped = 0
     for sid, cs in sessions.items():
         seq = -1
@@ -237,6 +240,7 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
                 seq += 1
                 if last_end is not None:
                     think.append(max(c.start_us - last_end, 0) / 1e6)
+                    think_by_type[c.user_type or ""].append(think[-1])
                 first_attempts.append(c)
             last_end = c.start_us + c.duration_us
             rows.append(
@@ -254,53 +258,68 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
         rows[-1]["end_reason"] = "cap" if cap else "exit"
     learned = learn(rows)
     S = len(learned.states)
-    entry = learned.entry_counts.sum(axis=0)
-    trans = learned.trans_counts.sum(axis=0)
-    visits = {s: int(trans[i].sum()) + int(learned.abandoned.sum(axis=0)[i]) for i, s in enumerate(learned.states)}
+    trans_all = learned.trans_counts.sum(axis=0)
+    visits = {s: int(trans_all[i].sum()) for i, s in enumerate(learned.states)}
     seen = Counter(r["endpoint"] for r in rows)
     keep = [s for s in learned.states if seen[s] >= opts.min_count]
     dropped = sorted(set(learned.states) - set(keep), key=lambda s: -seen[s])
     index = {s: i for i, s in enumerate(learned.states)}
-    # entry points (dropped states' entries are dropped with them)
-    e_counts = {s: int(entry[index[s]]) for s in keep if entry[index[s]]}
-    n_entry = sum(e_counts.values())
-    if not n_entry:
+    groups = list(learned.groups)
+    # per user type and row ("<entry>" or a state): counts by target, dropped states folded into leaving
+    counts: dict[str, dict[str, Counter[str]]] = {g: defaultdict(Counter) for g in groups}
+    for gi, g in enumerate(groups):
+        for s in keep:
+            k = int(learned.entry_counts[gi, index[s]])
+            if k:
+                counts[g][ENTRY][s] += k
+            for j, k in enumerate(learned.trans_counts[gi, index[s]]):
+                if k:
+                    target = EXIT if j == S else learned.states[j]
+                    counts[g][s][EXIT if target != EXIT and target not in keep else target] += int(k)
+    pooled: dict[str, Counter[str]] = defaultdict(Counter)
+    for g in groups:
+        for row, tally in counts[g].items():
+            pooled[row].update(tally)
+    if not sum(pooled[ENTRY].values()):
         raise ValueError("no session starts at a state seen often enough: lower --min-count")
+    exit_points = [s for s in keep if not pooled[s] or set(pooled[s]) == {EXIT}]
+    named = [g for g in groups if g]
+    overrides = _type_overrides(counts, named, [r for r in pooled if r not in exit_points], opts.alpha)
     comments: dict[tuple[str, ...], str] = {}
     conf = opts.confidence
+    cells: list[dict[str, Any]] = []
 
-    def note(key: tuple[str, ...], k: int, n: int) -> None:
-        lo, hi = wilson(k, n, conf)
-        comments[key] = f"{k:,} of {n:,}; {conf:.0%} interval [{lo:.4f}, {hi:.4f}]"
+    def row_probs(c: Counter[str], key: tuple[str, ...], group: str) -> dict[str, float]:
+        n = sum(c.values())
+        for t, k in c.items():
+            lo, hi = wilson(k, n, conf)
+            comments[(*key, t)] = f"{k:,} of {n:,}; {conf:.0%} interval [{lo:.4f}, {hi:.4f}]"
+            cells.append(
+                {"group": group, "from": key[-1] if key[0] != "entry_points" else ENTRY, "to": t, "count": k, "n": n}
+            )
+        return _largest_remainder({t: k / n for t, k in c.items()})
 
-    entry_points = _largest_remainder({s: k / n_entry for s, k in e_counts.items()})
-    for s, k in e_counts.items():
-        note(("entry_points", s), k, n_entry)
-    transitions: dict[str, dict[str, float]] = {}
-    exit_points: list[str] = []
-    for s in keep:
-        row = trans[index[s]]
-        counts: dict[str, int] = {}
-        for j, k in enumerate(row):
-            if not k:
-                continue
-            target = EXIT if j == S else learned.states[j]
-            if target != EXIT and target not in keep:
-                target = EXIT  # a dropped state: the user leaves instead
-            counts[target] = counts.get(target, 0) + int(k)
-        n = sum(counts.values())
-        if n == 0 or set(counts) == {EXIT}:
-            exit_points.append(s)
-            continue
-        transitions[s] = _largest_remainder({t: k / n for t, k in counts.items()})
-        for t, k in counts.items():
-            note(("transitions", s, t), k, n)
+    def global_row(row: str) -> Counter[str]:
+        c: Counter[str] = Counter()
+        for g in groups:
+            if row not in overrides.get(g, {}):
+                c.update(counts[g].get(row, Counter()))
+        return c if sum(c.values()) else pooled[row]
+
+    entry_points = row_probs(global_row(ENTRY), ("entry_points",), "*")
+    transitions = {s: row_probs(global_row(s), ("transitions", s), "*") for s in keep if s not in exit_points}
+    type_rows: dict[str, dict[str, dict[str, float]]] = {}
+    for g, rows_g in overrides.items():
+        for row in rows_g:
+            key = ("user_types", g, "entry_points") if row == ENTRY else ("user_types", g, "transitions", row)
+            type_rows.setdefault(g, {})[row] = row_probs(counts[g][row], key, g)
     # states reached only through dropped ones are unreachable now: drop them too
-    reach: set[str] = set(entry_points)
+    reach: set[str] = set(entry_points) | {s for r in type_rows.values() for s in r.get(ENTRY, {})}
     frontier = list(reach)
     while frontier:
         s = frontier.pop()
-        for t in transitions.get(s, {}):
+        nexts = set(transitions.get(s, {})) | {t for r in type_rows.values() for t in r.get(s, {})}
+        for t in nexts:
             if t != EXIT and t not in reach:
                 reach.add(t)
                 frontier.append(t)
@@ -374,6 +393,17 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
         wf["services"] = svc
     types = _user_types(sessions)
     if types:
+        extra = _type_times(calls, think_by_type, list(types), opts.alpha)
+        for g in types:
+            own_rows = type_rows.get(g, {})
+            ov: dict[str, Any] = dict(extra.get(g, {}))
+            if ENTRY in own_rows:
+                ov["entry_points"] = own_rows[ENTRY]
+            trs = {r: p for r, p in own_rows.items() if r != ENTRY and r in keep}
+            if trs:
+                ov["transitions"] = trs
+            if ov and g in types:
+                types[g]["overrides"] = ov
         wf["user_types"] = types
     report = {
         "calls": len(calls),
@@ -387,9 +417,115 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
         "method_mix": method_mix,
         "services": svc_report.get("edges", []),
         "visits": visits,
+        "cells": cells,
+        "type_overrides": {g: sorted(r) for g, r in overrides.items()},
         "fitted_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return FitResult(wf, to_yaml(wf, comments, report), report, comments)
+
+
+def _peel(samples: dict[str, Any], alpha: float) -> list[str]:
+    """Types whose sample differs from the other types' (two-sample KS), found by peeling off the most
+    different one while it differs at ``alpha`` (Bonferroni over the types still in)."""
+    from scipy import stats
+
+    rest = [g for g, v in samples.items() if len(v) >= 50]
+    out = []
+    while len(rest) >= 2:
+        ps = []
+        for g in rest:
+            others = np.concatenate([samples[h] for h in rest if h != g])
+            ps.append(float(stats.ks_2samp(samples[g], others).pvalue))
+        i = int(np.argmin(ps))
+        if ps[i] * len(rest) > alpha:
+            break
+        out.append(rest.pop(i))
+    return out
+
+
+def _type_times(
+    calls: list[Call], think: dict[str, list[float]], types: list[str], alpha: float
+) -> dict[str, dict[str, Any]]:
+    """Per user type, a think time of its own and a latency factor, where the type's pauses or its latencies
+    (against each endpoint's median) differ from the other types' (:func:`_peel`)."""
+    out: dict[str, dict[str, Any]] = {}
+    if len(types) < 2:
+        return out
+    pauses = {g: np.array(think.get(g, [])) for g in types}
+    for g in _peel(pauses, alpha):
+        out.setdefault(g, {})["think_time"], _ = fit_positive(pauses[g], 0.001)
+    by_route: dict[str, list[float]] = defaultdict(list)
+    for c in calls:
+        by_route[str(c.route)].append(max(c.duration_us, 1))
+    med = {r: float(np.median(v)) for r, v in by_route.items()}
+    shift: dict[str, list[float]] = defaultdict(list)
+    for c in calls:
+        if c.user_type:
+            shift[c.user_type].append(math.log(max(c.duration_us, 1) / med[str(c.route)]))
+    logs = {g: np.array(shift.get(g, [])) for g in types}
+    odd = _peel(logs, alpha)
+    usual = [g for g in types if g not in odd and len(logs[g])]
+    if usual:
+        base = float(np.median(np.concatenate([logs[g] for g in usual])))
+        for g in odd:
+            factor = math.exp(float(np.median(logs[g])) - base)
+            if abs(factor - 1) >= 0.02:
+                out.setdefault(g, {})["latency_factor"] = _round(factor, 3)
+    return out
+
+
+def _type_overrides(
+    counts: dict[str, dict[str, Counter[str]]], types: list[str], rows: list[str], alpha: float
+) -> dict[str, dict[str, Counter[str]]]:
+    """The rows in which a user type walks differently from the others: a chi-square test of homogeneity
+    across the types per row (Holm across rows), then, in a row that differs, each type against the rest
+    (Holm within the row); a type that differs there gets the row as its own."""
+    from scipy import stats
+
+    from ..validate.stats import holm
+
+    if len(types) < 2:
+        return {}
+    tested, pvals = [], []
+    for row in rows:
+        targets = sorted({t for g in types for t in counts[g].get(row, {})})
+        table = np.array([[counts[g].get(row, Counter()).get(t, 0) for t in targets] for g in types])
+        table = table[table.sum(axis=1) >= 30]
+        if len(targets) < 2 or len(table) < 2:
+            continue
+        tested.append((row, targets))
+        pvals.append(float(stats.chi2_contingency(table)[1]))
+    out: dict[str, dict[str, Counter[str]]] = {}
+
+    def table_of(gs: list[str], row: str, targets: list[str]) -> Any:
+        t = np.array([[counts[g].get(row, Counter()).get(x, 0) for x in targets] for g in gs])
+        return t[:, t.sum(axis=0) > 0]
+
+    for (row, targets), p in zip(tested, holm(pvals), strict=True):
+        if p > alpha:
+            continue
+        # peel off the most different type while the rest still differ among themselves
+        rest = [g for g in types if sum(counts[g].get(row, Counter()).values()) >= 30]
+        while len(rest) >= 2:
+            ps = []
+            for g in rest:
+                others: Counter[str] = Counter()
+                for h in rest:
+                    if h != g:
+                        others.update(counts[h].get(row, Counter()))
+                mine = counts[g].get(row, Counter())
+                t = np.array([[mine.get(x, 0) for x in targets], [others.get(x, 0) for x in targets]])
+                t = t[:, t.sum(axis=0) > 0]
+                ps.append(float(stats.chi2_contingency(t)[1]) if t.shape[1] >= 2 else 1.0)
+            worst = int(np.argmin(ps))
+            if min(ps) * len(rest) > alpha:  # (Bonferroni over the types still in)
+                break
+            g = rest.pop(worst)
+            out.setdefault(g, {})[row] = counts[g][row]
+            t = table_of(rest, row, targets)
+            if len(rest) < 2 or t.shape[1] < 2 or float(stats.chi2_contingency(t)[1]) > alpha:
+                break
+    return out
 
 
 def _placeholders(route: str) -> list[str]:
@@ -557,5 +693,27 @@ def to_yaml(wf: dict[str, Any], comments: dict[tuple[str, ...], str], report: di
             )
             lines.append(f"  {_scalar(n)}: {_flow(spec)}" + (f"  # calls {why}" if why else ""))
     if "user_types" in wf:
-        lines.append(f"user_types: {_flow(wf['user_types'])}")
+        lines.append("user_types:  # weights by users; a type's own rows where it walks differently (tested)")
+        for t, spec in wf["user_types"].items():
+            lines.append(f"  {_scalar(t)}:")
+            lines.append(f"    weight: {spec['weight']!r}")
+            ov = spec.get("overrides")
+            if not ov:
+                continue
+            lines.append("    overrides:")
+            for key in ("think_time", "latency_factor"):
+                if key in ov:
+                    lines.append(f"      {key}: {_flow(ov[key])}  # differs from the other types (KS test)")
+            if "entry_points" in ov:
+                lines.append("      entry_points:")
+                for k, v in ov["entry_points"].items():
+                    c = comments.get(("user_types", t, "entry_points", k))
+                    lines.append(f"        {_scalar(k)}: {v!r}" + (f"  # {c}" if c else ""))
+            if "transitions" in ov:
+                lines.append("      transitions:")
+                for row, probs in ov["transitions"].items():
+                    lines.append(f"        {_scalar(row)}:")
+                    for k, v in probs.items():
+                        c = comments.get(("user_types", t, "transitions", row, k))
+                        lines.append(f"          {_scalar(k)}: {v!r}" + (f"  # {c}" if c else ""))
     return "\n".join(lines) + "\n"

@@ -18,48 +18,41 @@ from emitter.core.spec import EXIT, Workflow
 from emitter.validate.stats import holm, wilson
 
 
-def declared_cells(wf: Workflow) -> dict[tuple[str, str], float]:
-    cells = {("<entry>", s): p for s, p in wf.entry_points.items()}
-    for s, row in wf.transitions.items():
-        if s in wf.exit_points:
-            continue
-        for t, p in row.items():
-            cells[(s, t)] = p
-    for s in wf.states:  # a row that is not declared: its state is an exit point
-        if s not in wf.transitions and s not in wf.exit_points:
-            raise AssertionError(s)
-    return cells
-
-
-def truth_in_intervals(fitted_text: str, truth: Workflow, confidence: float = 0.99) -> list[str]:
-    """Cells whose declared probability lies outside the fitted one's joint interval (empty: all hold).
-    The counts come from the fitted file's comments (``K of N``)."""
-    counts: dict[tuple[str, str], tuple[int, int]] = {}
-    section = row = None
-    for line in fitted_text.splitlines():
-        if not line.startswith(" "):
-            section = line.split(":")[0]
-            continue
-        if section not in ("entry_points", "transitions") or "#" not in line:
-            if section == "transitions" and line.startswith("  ") and not line.startswith("    "):
-                row = line.strip().rstrip(":").strip('"')
-            continue
-        key = line.split(":")[0].strip().strip('"')
-        k, n = line.split("#", 1)[1].split(";")[0].replace(",", "").split(" of ")
-        origin = "<entry>" if section == "entry_points" else row
-        assert origin is not None
-        counts[(origin, key)] = (int(k), int(n))
-    cells = declared_cells(truth)
+def truth_in_intervals(
+    report: dict[str, Any], truth: Workflow, confidence: float = 0.99, merged_exit: float = 1.0
+) -> list[str]:
+    """Cells whose declared probability lies outside the fitted one's interval, jointly at ``confidence``
+    over every cell (Bonferroni); empty when all hold. ``report`` is the fit's (its ``cells`` are the counts
+    each fitted probability rests on, per user type where a type has rows of its own, else pooled ``*``).
+    A declared cell the recording never showed is judged as a count of 0 of its row's n. A truth's exit
+    point that the fit gave a row (sessions merged by an idle gap continue after it) passes when at least
+    ``merged_exit`` of its departures leave."""
+    cells = report["cells"]
+    rows: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
+    for c in cells:
+        rows.setdefault((c["group"], c["from"]), {})[c["to"]] = (c["count"], c["n"])
     joint = 1 - (1 - confidence) / max(len(cells), 1)
     bad = []
-    for (a, b), p in cells.items():
-        k, n = counts.get((a, b), (0, 0))
-        if n == 0:
-            n = next((nn for (x, _), (_, nn) in counts.items() if x == a), 0)
-        lo, hi = wilson(k, n, joint)
-        if not lo <= p <= hi:
-            bad.append(f"{a} -> {b}: declared {p}, fitted {k}/{n} [{lo:.4f}, {hi:.4f}]")
-    return bad
+    for (group, origin), fitted in rows.items():
+        types = [ut.name for ut in truth.user_types] if group == "*" else [group]
+        overridden = {(c["group"], c["from"]) for c in cells if c["group"] != "*"}
+        n = next(iter(fitted.values()))[1]
+        for t in types:
+            if group == "*" and (t, origin) in overridden:
+                continue
+            if origin in truth.exit_points:
+                k = fitted.get(EXIT, (0, n))[0]
+                if k < merged_exit * n:
+                    bad.append(f"[{t}] exit point {origin}: only {k}/{n} leave")
+                continue
+            declared = truth.entry_for(t) if origin == "<entry>" else truth.row_for(t, origin)
+            for target in set(declared) | set(fitted):
+                k = fitted.get(target, (0, n))[0]
+                lo, hi = wilson(k, n, joint)
+                p = declared.get(target, 0.0)
+                if not lo <= p <= hi:
+                    bad.append(f"[{t}] {origin} -> {target}: declared {p}, fitted {k}/{n} [{lo:.4f}, {hi:.4f}]")
+    return sorted(set(bad))
 
 
 def _rows(events: Any) -> dict[str, dict[str, int]]:

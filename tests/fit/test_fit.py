@@ -38,8 +38,8 @@ def test_the_fitted_workflow_holds_the_truth_and_replays_like_the_recording(
 ) -> None:
     events, fitted = ecommerce_run
     truth = emitter.load_workflow(WORKFLOWS / "ecommerce.yaml")
-    text = fitted.read_text()
-    assert truth_in_intervals(text, truth) == []
+    report = json.loads((fitted.parent / "fit.json").read_text())
+    assert truth_in_intervals(report, truth) == []
     assert run_cli("check", str(fitted)).returncode == 0
     # the original stream is consistent with the fitted workflow
     v = run_cli("validate", str(fitted), "--source", str(events))
@@ -95,7 +95,8 @@ def test_sessions_from_a_user_key_and_an_idle_gap(tmp_path: Path) -> None:
     assert abs(rep["sessions"] - true_sessions) <= true_sessions * 0.01, (rep["sessions"], true_sessions)
     gaps = rep["session_building"]["gap_s"]  # within sessions: think times; between: days
     assert gaps["p50"] < 60 and gaps["p90"] < 20 * 60 < gaps["max"]
-    assert truth_in_intervals(out.read_text(), ds.workflow) == []
+    # two sessions of a user closer than the gap merge (a few, by chance): exit points then have a rare way on
+    assert truth_in_intervals(rep, ds.workflow, merged_exit=0.99) == []
 
 
 def test_ids_in_paths_fold_into_templates() -> None:
@@ -191,7 +192,7 @@ def test_zipkin_json_from_opentelemetrys_exporter(tmp_path: Path) -> None:
     assert "/api/users/{id}/profile" in res.workflow["endpoints"]
     assert {t["template"] for t in res.report["folded_paths"]} >= {"/api/products/{id}", "/api/orders/{id}"}
     wf = emitter.parse_workflow(json.loads(json.dumps(res.workflow)))
-    assert truth_in_intervals(res.yaml, ds.workflow) == []
+    assert truth_in_intervals(res.report, ds.workflow) == []
     assert wf.endpoints["/api/payment"].method == "POST"
 
 
