@@ -13,12 +13,12 @@ mypy
 echo "== lint-imports (the layers of docs/architecture.md)" >&2
 lint-imports --no-cache
 
-echo "== servers: a real Kafka broker and a real OpenTelemetry Collector" >&2
+echo "== servers: a real Kafka broker, a real OpenTelemetry Collector and a real Jaeger" >&2
 # Start what is not running yet, and stop (when the tests end) only what this script started.
 started=()
 cleanup() { for s in "${started[@]}"; do "deploy/local/$s.sh" stop || true; done; }
 trap cleanup EXIT
-for s in kafka otelcol; do
+for s in kafka otelcol jaeger; do
   if ! "deploy/local/$s.sh" status >/dev/null 2>&1; then
     "deploy/local/$s.sh" start
     started+=("$s")

@@ -295,7 +295,7 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
             lo, hi = wilson(k, n, conf)
             comments[(*key, t)] = f"{k:,} of {n:,}; {conf:.0%} interval [{lo:.4f}, {hi:.4f}]"
             cells.append(
-                {"group": group, "from": key[-1] if key[0] != "entry_points" else ENTRY, "to": t, "count": k, "n": n}
+                {"group": group, "from": ENTRY if key[-1] == "entry_points" else key[-1], "to": t, "count": k, "n": n}
             )
         return _largest_remainder({t: k / n for t, k in c.items()})
 

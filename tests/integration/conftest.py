@@ -58,3 +58,18 @@ def otelcol() -> dict[str, str]:
         )
     paths = _otelcol_paths()
     return {"traces": paths["traces"], "grpc": "127.0.0.1:4317", "http": "127.0.0.1:4318"}
+
+
+JAEGER_QUERY = os.environ.get("EMITTER_TEST_JAEGER", "127.0.0.1:16686")
+
+
+@pytest.fixture(scope="session")
+def jaeger() -> dict[str, str]:
+    """The real Jaeger started by deploy/local/jaeger.sh: its OTLP endpoint and query API."""
+    st = subprocess.run([str(ROOT / "deploy/local/jaeger.sh"), "status"], capture_output=True, check=False)
+    if st.returncode != 0:
+        pytest.fail(
+            "no Jaeger is running: start it with deploy/local/jaeger.sh start (scripts/test.sh does this), "
+            "or deselect these tests with -m 'not jaeger'"
+        )
+    return {"otlp": "127.0.0.1:14317", "query": f"http://{JAEGER_QUERY}"}
