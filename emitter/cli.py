@@ -129,14 +129,30 @@ def build_parser() -> argparse.ArgumentParser:
         "collector's OTLP-JSON file output, Jaeger's JSON, Zipkin's v2 JSON) that emitter run plays back "
         "statistically like the recording. The output is commented with counts and intervals.",
     )
-    f.add_argument("sources", nargs="+", metavar="SOURCE", help="files of recorded traffic (file:PATH or PATH)")
+    f.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="recorded traffic: files (file:PATH or PATH) or Kafka topics (kafka://HOST:PORT/TOPIC, read from the "
+        "beginning until idle)",
+    )
     f.add_argument("-o", "--output", required=True, metavar="FILE", help="the workflow file to write")
     f.add_argument(
         "--format",
-        choices=("auto", "jsonl", "parquet", "otlp-json", "jaeger", "zipkin"),
+        choices=("auto", "jsonl", "parquet", "otlp-json", "jaeger", "zipkin", "otlp"),
         default="auto",
-        help="the sources' format (default: told by each file's first bytes)",
+        help="the sources' format (default: told by each file's first bytes or the topic's first record; "
+        "otlp: OTLP protobuf records in Kafka, as the collector's Kafka exporter writes them)",
     )
+    f.add_argument("--run-id", metavar="ID", help="fit only this run's calls (of emitter's events or spans)")
+    f.add_argument(
+        "--until-idle",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="Kafka: stop reading when nothing came for this long (default 5)",
+    )
+    f.add_argument("--user-type-attr", metavar="KEY", help="the attribute naming the user's type (default user.type)")
     f.add_argument("--name", help="the workflow's name (default: the output file's stem)")
     f.add_argument("--session-attr", metavar="KEY", help="the attribute holding the session id (default session.id)")
     f.add_argument(
@@ -279,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     gap_s=args.gap,
                     min_count=args.min_count,
                     report=args.report,
+                    run_id=args.run_id,
+                    until_idle=args.until_idle,
+                    user_type_attr=args.user_type_attr,
                 )
             )
     except BaseException as exc:

@@ -25,6 +25,9 @@ class FitRequest:
     gap_s: float = 1800.0
     min_count: int = 5
     report: str | None = None
+    run_id: str | None = None
+    until_idle: float = 5.0
+    user_type_attr: str | None = None
 
 
 def run_fit(req: FitRequest) -> int:
@@ -35,14 +38,34 @@ def run_fit(req: FitRequest) -> int:
         raise ConfigError.one("command line", ("--output",), f"{req.output!r} is a directory")
     calls, spans, formats = [], [], []
     for src in req.sources:
-        c, s, fmt = read_traffic(Path(src[5:] if src.startswith("file:") else src), req.format)
-        print(f"fit: {src}: {fmt}, {len(c):,} calls" + (f", {len(s):,} spans" if s else ""), file=sys.stderr)
+        if src.startswith("kafka://"):
+            from ..fit.kafka import read_kafka
+
+            fmt_k = {"jsonl": "jsonl", "otlp": "otlp"}.get(req.format, "auto")
+            c, s, fmt, bad = read_kafka(src, fmt_k, req.until_idle)
+        else:
+            c, s, fmt, bad = read_traffic(Path(src[5:] if src.startswith("file:") else src), req.format)
+        if req.run_id is not None:
+            c = [x for x in c if x.attrs.get("emitter.run_id", x.attrs.get("run_id")) == req.run_id]
+            keep = {x.trace_id for x in c}
+            s = [x for x in s if x.trace_id in keep]
+        print(
+            f"fit: {src}: {fmt}, {len(c):,} calls"
+            + (f", {len(s):,} spans" if s else "")
+            + (f", {bad:,} malformed lines skipped" if bad else ""),
+            file=sys.stderr,
+        )
         calls += c
         spans += s
         formats.append(fmt)
     name = req.name or Path(req.output).stem
     opts = FitOptions(
-        name=name, session_attr=req.session_attr, user_attr=req.user_attr, gap_s=req.gap_s, min_count=req.min_count
+        name=name,
+        session_attr=req.session_attr,
+        user_attr=req.user_attr,
+        user_type_attr=req.user_type_attr,
+        gap_s=req.gap_s,
+        min_count=req.min_count,
     )
     try:
         res = fit(calls, spans, opts)

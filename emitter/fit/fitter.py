@@ -126,25 +126,28 @@ def _sessions(calls: list[Call], opts: FitOptions) -> tuple[dict[str, list[Call]
         v = c.attrs.get(key)
         return None if v is None else str(v)
 
-    keyed = [(attr(c, opts.session_attr, c.session), c) for c in calls]
-    if all(k is not None for k, _ in keyed):
-        out: dict[str, list[Call]] = defaultdict(list)
-        for key, c in keyed:
-            out[str(key)].append(c)
-        for v in out.values():
-            v.sort(key=lambda c: (c.start_us, c.attempt))
-        return dict(out), {"by": opts.session_attr or "session.id"}
-    users = [(attr(c, opts.user_attr, c.user), c) for c in calls]
-    missing = sum(1 for u, _ in users if u is None)
-    if missing:
-        raise ValueError(
-            f"{missing:,} of {len(calls):,} calls have no session id and no user key: name the attributes "
-            "that hold them (--session-attr, --user-attr)"
-        )
+    out: dict[str, list[Call]] = defaultdict(list)
     by_user: dict[str, list[Call]] = defaultdict(list)
-    for u, c in users:
-        by_user[str(u)].append(c)
-    out = {}
+    lost = 0
+    for c in calls:
+        sid = attr(c, opts.session_attr, c.session)
+        if sid is not None:
+            out[sid].append(c)
+            continue
+        user = attr(c, opts.user_attr, c.user)
+        if user is None:
+            lost += 1  # neither a session nor a user: no walk to put it in
+        else:
+            by_user[user].append(c)
+    if lost == len(calls):
+        raise ValueError(
+            f"none of the {len(calls):,} calls has a session id or a user key: name the attributes that hold "
+            "them (--session-attr, --user-attr)"
+        )
+    for v in out.values():
+        v.sort(key=lambda c: (c.start_us, c.attempt))
+    if not by_user:
+        return dict(out), {"by": opts.session_attr or "session.id", "calls_without_session": lost}
     gaps: list[float] = []
     splits = 0
     gap_us = opts.gap_s * 1e6
@@ -164,12 +167,14 @@ def _sessions(calls: list[Call], opts: FitOptions) -> tuple[dict[str, list[Call]
         out[f"{u}#{k}"] = cur
     q = np.quantile(gaps, [0.5, 0.9, 0.99]).tolist() if gaps else [0.0, 0.0, 0.0]
     info = {
-        "by": f"{opts.user_attr or 'user.id'} split at idle gaps over {opts.gap_s:g} s",
+        "by": f"{opts.user_attr or 'user.id'} split at idle gaps over {opts.gap_s:g} s"
+        + (" (and session.id where calls have one)" if len(out) > len(by_user) + splits else ""),
+        "calls_without_session": lost,
         "users": len(by_user),
         "splits": splits,
         "gap_s": {"p50": q[0], "p90": q[1], "p99": q[2], "max": max(gaps, default=0.0)},
     }
-    return out, info
+    return dict(out), info
 
 
 # ------------------------------------------------------------------ the fit
@@ -204,6 +209,10 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
     if not calls:
         raise ValueError("no API calls found in the traffic (root server spans with an HTTP route or path)")
     folding = Folding()
+    if opts.user_type_attr is not None:
+        for c in calls:
+            v = c.attrs.get(opts.user_type_attr)
+            c.user_type = None if v is None else str(v)
     methods: dict[str, Counter[str]] = defaultdict(Counter)
     services: dict[str, Counter[str]] = defaultdict(Counter)
     query: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))

@@ -101,19 +101,31 @@ def sniff_format(path: Path) -> str:
     return "jsonl"
 
 
-def read_traffic(path: Path, fmt: str = "auto") -> tuple[list[Call], list[Span], str]:
-    """The calls and spans in one file, and the format it was read as."""
+def read_traffic(path: Path, fmt: str = "auto") -> tuple[list[Call], list[Span], str, int]:
+    """The calls and spans in one file, the format it was read as, and how many lines or records were
+    malformed (skipped, as the validator skips them: a file still being written ends in half a line)."""
     if not path.exists():
         raise ConfigError.one("fit", (str(path),), "file not found")
     if fmt == "auto":
         fmt = sniff_format(path)
     try:
+        skipped = 0
         if fmt == "parquet":
-            return _events(_parquet_rows(path)), [], fmt
+            calls = _events(_parquet_rows(path))
+            return calls, [], fmt, 0
         if fmt == "jsonl":
-            return _events(_json_lines(path)), [], fmt
+            bad = [0]
+            calls = _events(_json_lines(path, bad))
+            return calls, [], fmt, bad[0]
         if fmt == "otlp-json":
-            spans = [s for line in _open_bytes(path).splitlines() if line.strip() for s in otlp_json_spans(line)]
+            spans = []
+            for line in _open_bytes(path).splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    spans += otlp_json_spans(line)
+                except ValueError:
+                    skipped += 1
         elif fmt == "jaeger":
             spans = jaeger_spans(json.loads(_open_bytes(path)))
         elif fmt == "zipkin":
@@ -124,19 +136,22 @@ def read_traffic(path: Path, fmt: str = "auto") -> tuple[list[Call], list[Span],
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError.one("fit", (str(path),), f"not readable as {fmt} ({type(exc).__name__}: {exc})") from None
-    return calls_from_spans(spans), spans, fmt
+    if not spans and skipped:
+        raise ConfigError.one("fit", (str(path),), f"not readable as {fmt}: none of its {skipped:,} lines is a request")
+    return calls_from_spans(spans), spans, fmt, skipped
 
 
 # ------------------------------------------------------------------ emitter's own events
 
 
-def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
+def _json_lines(path: Path, bad: list[int]) -> Iterator[dict[str, Any]]:
     for line in _open_bytes(path).splitlines():
         if line.strip():
             try:
                 d = json.loads(line)
             except ValueError:
-                continue  # a malformed line is skipped, as the validator skips it
+                bad[0] += 1  # a malformed line is skipped (and counted), as the validator skips it
+                continue
             if isinstance(d, dict):
                 yield d
 
@@ -184,6 +199,7 @@ def _events(rows: Iterable[dict[str, Any]]) -> list[Call]:
                     end_reason=r.get("end_reason"),
                     trace_id=r.get("trace_id"),
                     span_id=r.get("span_id"),
+                    attrs={"run_id": r.get("run_id")},
                 )
             )
         except (KeyError, TypeError, ValueError):

@@ -185,7 +185,7 @@ def test_zipkin_json_from_opentelemetrys_exporter(tmp_path: Path) -> None:
     assert spans and {"traceId", "id", "kind", "localEndpoint", "timestamp", "duration"} <= set(spans[0])
     path = tmp_path / "zipkin.json"
     path.write_text(json.dumps(spans))
-    calls, _, fmt = read_traffic(path)
+    calls, _, fmt, _ = read_traffic(path)
     assert fmt == "zipkin" and len(calls) == len(rows)
     res = fit(calls, [], emitter.fit.FitOptions(name="from-zipkin"))
     # the routes came back from the paths alone: ids folded into {id}
@@ -203,7 +203,7 @@ def test_zipkin_json_from_opentelemetrys_exporter(tmp_path: Path) -> None:
         (
             '{"endpoint": "/a", "timestamp": "2026-01-01T00:00:00Z", "latency_ms": 1}\n',
             [],
-            "no session id and no user key",
+            "has a session id or a user key",
         ),
         ("[1, 2]", ["--format", "zipkin"], "not readable as zipkin"),
     ],

@@ -32,7 +32,7 @@ def _run(sink: str, events: Path, seed: int, sessions: int) -> list[dict[str, An
     return [json.loads(x) for x in events.read_text().splitlines()]
 
 
-def _fit(source: Path, out: Path, *args: str) -> dict[str, Any]:
+def _fit(source: Path | str, out: Path, *args: str) -> dict[str, Any]:
     report = out.with_suffix(".json")
     r = run_cli("fit", str(source), "-o", str(out), "--report", str(report), *args)
     assert r.returncode == 0, r.stderr.decode()
@@ -121,3 +121,27 @@ def test_fit_from_jaegers_query_api(jaeger: dict[str, str], tmp_path: Path) -> N
     report = _fit(doc, fitted)
     assert report["calls"] == len(rows)
     _check(fitted, report, events)
+
+
+@pytest.mark.kafka
+def test_fit_from_kafka_events_and_the_collectors_otlp_topic(
+    otelcol: dict[str, str], kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    """Events from a topic of our own; spans from the topic the collector's Kafka exporter writes (shared
+    with earlier runs: ``--run-id`` keeps this one's)."""
+    events = tmp_path / "events.jsonl"
+    rows = _run(f"kafka://{kafka_bootstrap}/{topic}", events, 406, 2500)
+    fitted = tmp_path / "from-events.yaml"
+    report = _fit(f"kafka://{kafka_bootstrap}/{topic}", fitted, "--until-idle", "3")
+    assert report["calls"] == len(rows)
+    assert truth_in_intervals(report, emitter.load_workflow(MICRO)) == []
+    # the same run's spans through the collector into its Kafka topic, as OTLP protobuf
+    events2 = tmp_path / "events2.jsonl"
+    rows2 = _run("otlp://127.0.0.1:4317", events2, 407, 2500)
+    fitted2 = tmp_path / "from-otlp.yaml"
+    time.sleep(2)
+    report2 = _fit(
+        f"kafka://{kafka_bootstrap}/otlp_spans", fitted2, "--until-idle", "3", "--run-id", rows2[0]["run_id"]
+    )
+    assert report2["calls"] == len(rows2) and report2["spans"] > 3 * len(rows2)
+    _check(fitted2, report2, events2)
