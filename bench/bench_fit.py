@@ -52,7 +52,8 @@ def main() -> None:
     wf = load_workflow(WORKFLOW)
     with tempfile.TemporaryDirectory() as d:
         traces, spans = make_traces(a.sessions, Path(d))
-        print(f"data: {spans:,} spans from {a.sessions:,} sessions in {traces.stat().st_size / 1e6:.1f} MB of OTLP-JSON")
+        mb = traces.stat().st_size / 1e6
+        print(f"data: {spans:,} spans from {a.sessions:,} sessions in {mb:.1f} MB of OTLP-JSON")
 
         def ours() -> int:
             calls, sp, _, _ = read_traffic(traces, "otlp-json")
