@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -303,6 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
+        if isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+            # the user stopped us: a second Ctrl-C while we say so must not turn into a traceback or a kill
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = _report(exc)
         if code is None:
             raise

@@ -85,6 +85,9 @@ def config_of(
         )
     wf = parse_workflow(data, file)
     _warn(wf.warnings)
+    models = ("users", "arrival_rate", "num_users")
+    if any(given.get(k) is not None for k in models):  # the command line chose the load model: the
+        env = {k: v for k, v in env.items() if k not in models}  # environment's choice gives way
     opts = resolve(given, env)
     if opts["users"] is not None and opts["arrival_rate"] is not None:
         opts["arrival_rate" if given.get("users") is not None else "users"] = None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..fit import FitOptions, fit, read_traffic
+from ..fit import Call, FitOptions, Span, fit, read_traffic
+from ..fit.traffic import calls_from_spans
 from ..inputs.workflow import loads_workflow
 
 __all__ = ["FitRequest", "run_fit"]
@@ -33,31 +35,44 @@ class FitRequest:
 def run_fit(req: FitRequest) -> int:
     if req.min_count < 1:
         raise ConfigError.one("command line", ("--min-count",), f"expected an integer >= 1, got {req.min_count}")
+    if not (math.isfinite(req.until_idle) and req.until_idle >= 0):
+        raise ConfigError.one("command line", ("--until-idle",), f"expected seconds >= 0, got {req.until_idle}")
     out = Path(req.output)
-    if out.is_dir():
-        raise ConfigError.one("command line", ("--output",), f"{req.output!r} is a directory")
-    calls, spans, formats = [], [], []
+    for flag, target in (("--output", out), ("--report", Path(req.report) if req.report else None)):
+        if target is not None and (target.is_dir() or (target.parent.exists() and not target.parent.is_dir())):
+            raise ConfigError.one("command line", (flag,), f"cannot write {str(target)!r} (a directory is in the way)")
+    calls: list[Call] = []
+    spans: list[Span] = []
+    formats = []
     for src in req.sources:
-        if src.startswith("kafka://"):
-            from ..fit.kafka import read_kafka
+        try:
+            if src.startswith("kafka://"):
+                from ..fit.kafka import read_kafka
 
-            fmt_k = {"jsonl": "jsonl", "otlp": "otlp"}.get(req.format, "auto")
-            c, s, fmt, bad = read_kafka(src, fmt_k, req.until_idle)
-        else:
-            c, s, fmt, bad = read_traffic(Path(src[5:] if src.startswith("file:") else src), req.format)
-        if req.run_id is not None:
-            c = [x for x in c if x.attrs.get("emitter.run_id", x.attrs.get("run_id")) == req.run_id]
-            keep = {x.trace_id for x in c}
-            s = [x for x in s if x.trace_id in keep]
+                fmt_k = {"jsonl": "jsonl", "otlp": "otlp"}.get(req.format, "auto")
+                c, s, fmt, bad = read_kafka(src, fmt_k, req.until_idle)
+            else:
+                path = Path(src[5:] if src.startswith("file:") else src)
+                c, s, fmt, bad = read_traffic(path, req.format)
+        except OSError as exc:
+            raise ConfigError.one("fit", (src,), f"cannot read: {exc.strerror or exc}") from None
         print(
             f"fit: {src}: {fmt}, {len(c):,} calls"
             + (f", {len(s):,} spans" if s else "")
             + (f", {bad:,} malformed lines skipped" if bad else ""),
             file=sys.stderr,
         )
-        calls += c
-        spans += s
+        if s:
+            spans += s  # calls come from all the spans at once (a trace may be split across files)
+        else:
+            calls += c
         formats.append(fmt)
+    if spans:
+        calls += calls_from_spans(spans)
+    if req.run_id is not None:
+        calls = [x for x in calls if x.attrs.get("emitter.run_id", x.attrs.get("run_id")) == req.run_id]
+        keep = {x.trace_id for x in calls}
+        spans = [x for x in spans if x.trace_id in keep]
     name = req.name or Path(req.output).stem
     opts = FitOptions(
         name=name,
@@ -72,8 +87,15 @@ def run_fit(req: FitRequest) -> int:
     except ValueError as exc:
         raise ConfigError.one("fit", req.sources, str(exc)) from None
     loads_workflow(res.yaml, str(out))  # what fit writes, emitter check accepts (a failure here is a bug)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(res.yaml, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(res.yaml, encoding="utf-8")
+        if req.report:
+            Path(req.report).write_text(
+                json.dumps({"sources": list(req.sources), "formats": formats, **res.report}, indent=2)
+            )
+    except OSError as exc:
+        raise ConfigError.one("fit", (str(exc.filename or out),), f"cannot write: {exc.strerror or exc}") from None
     r = res.report
     print(
         f"fit: wrote {out}: {r['states']} states from {r['calls']:,} calls in {r['sessions']:,} sessions"
@@ -81,6 +103,4 @@ def run_fit(req: FitRequest) -> int:
         + (f"; {len(r['folded_paths'])} path templates folded" if r["folded_paths"] else ""),
         file=sys.stderr,
     )
-    if req.report:
-        Path(req.report).write_text(json.dumps({"sources": list(req.sources), "formats": formats, **r}, indent=2))
     return 0

@@ -386,11 +386,20 @@ class Simulation:
             return np.sort(np.floor(r.random(n) * range_us).astype(np.int64))
         peak = prof.peak
         grid = np.linspace(0, range_us, 8193).astype(np.int64)
-        accept = max(float(prof.multiplier(grid, self.start_us).mean()) / peak, 1e-6)  # the share thinning keeps
+        accept = float(prof.multiplier(grid, self.start_us).mean()) / peak  # the share thinning keeps
+        if not accept > 0:
+            raise OutOfRange(
+                f"the {prof.kind} profile is 0 over the whole date range: no session could start (give the range "
+                "a day the profile allows)"
+            )
         parts: list[I64] = []
         have = 0
+        rounds = 0
         while have < n:
-            m = max(1024, int((n - have) * 1.1 / accept))
+            rounds += 1
+            if rounds > 1000:  # (the grid missed the only windows the profile allows)
+                raise OutOfRange(f"the {prof.kind} profile allows almost no session start over the date range")
+            m = min(max(1024, int((n - have) * 1.1 / accept)), 1 << 24)
             cand = np.floor(r.random(m) * range_us).astype(np.int64)
             keep = cand[r.random(m) * peak < prof.multiplier(cand, self.start_us)]
             parts.append(keep[: n - have])

@@ -23,10 +23,12 @@ commented YAML text (counts and intervals as comments), and a report of what was
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..core.limits import MAX_PARAM
 from ..core.spec import EXIT
 from ..validate.stats import wilson
 from .templates import Folding
@@ -46,7 +49,7 @@ F64 = npt.NDArray[np.float64]
 Z99 = 2.3263478740408408
 ENTRY = "<entry>"
 KS_OK = 0.05  # a lognormal "fits" when its KS distance to the sample is below this (or the sample is small)
-MAX_CHOICES = 20  # parameter values kept as choices; more distinct values than this become an integer range
+MAX_CHOICES = 20  # distinct parameter values kept as weighted choices; past this, the most common ones, uniformly
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def fit_positive(values: F64, unit_min: float) -> tuple[dict[str, Any], str]:
     n = len(v)
     if n == 0:
         return {"dist": "constant", "value": unit_min}, "no samples"
-    p50, p99 = float(np.quantile(v, 0.5)), float(np.quantile(v, 0.99))
+    p50, p99 = _round(float(np.quantile(v, 0.5))), _round(float(np.quantile(v, 0.99)))
     if n < 20 or p99 <= p50 * 1.0001:
         mean = float(v.mean())
         if p99 <= p50 * 1.0001:
@@ -192,11 +195,12 @@ def _largest_remainder(probs: dict[str, float], digits: int = 6) -> dict[str, fl
 
 
 def _param(values: list[str]) -> dict[str, Any]:
-    if all(v.isdigit() for v in values):
+    if all(v.isascii() and v.isdigit() for v in values):
         nums = [int(v) for v in values]
-        return {"min": min(nums), "max": max(nums)}
+        if max(nums) <= MAX_PARAM:
+            return {"min": min(nums), "max": max(nums)}
     c = Counter(values)
-    if len(c) > MAX_CHOICES:
+    if len(c) > MAX_CHOICES:  # the most common, drawn uniformly (the report's paths show the rest)
         return {"values": [v for v, _ in c.most_common(MAX_CHOICES)]}
     total = sum(c.values())
     return {"values": list(c), "weights": [_round(n / total, 6) for n in c.values()]}
@@ -206,6 +210,7 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
     from ..validate.learn import learn
 
     opts = opts or FitOptions()
+    calls = [dataclasses.replace(c) for c in calls]  # (routes and types are filled in on copies)
     if not calls:
         raise ValueError("no API calls found in the traffic (root server spans with an HTTP route or path)")
     folding = Folding()
@@ -271,7 +276,7 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
     visits = {s: int(trans_all[i].sum()) for i, s in enumerate(learned.states)}
     seen = Counter(r["endpoint"] for r in rows)
     keep = [s for s in learned.states if seen[s] >= opts.min_count]
-    dropped = sorted(set(learned.states) - set(keep), key=lambda s: -seen[s])
+    dropped = sorted(set(learned.states) - set(keep), key=lambda s: (-seen[s], s))
     index = {s: i for i, s in enumerate(learned.states)}
     groups = list(learned.groups)
     # per user type and row ("<entry>" or a state): counts by target, dropped states folded into leaving
@@ -292,6 +297,11 @@ def fit(calls: list[Call], spans: Iterable[Span], opts: FitOptions | None = None
     if not sum(pooled[ENTRY].values()):
         raise ValueError("no session starts at a state seen often enough: lower --min-count")
     exit_points = [s for s in keep if not pooled[s] or set(pooled[s]) == {EXIT}]
+    if not any(EXIT in pooled[s] for s in keep):
+        raise ValueError(
+            "no session of the recording ends by leaving (every one was cut by the call cap): nothing says how "
+            "users leave"
+        )
     named = [g for g in groups if g]
     overrides = _type_overrides(counts, named, [r for r in pooled if r not in exit_points], opts.alpha)
     comments: dict[tuple[str, ...], str] = {}
@@ -500,7 +510,8 @@ def _type_overrides(
         targets = sorted({t for g in types for t in counts[g].get(row, {})})
         table = np.array([[counts[g].get(row, Counter()).get(t, 0) for t in targets] for g in types])
         table = table[table.sum(axis=1) >= 30]
-        if len(targets) < 2 or len(table) < 2:
+        table = table[:, table.sum(axis=0) > 0] if len(table) else table
+        if len(targets) < 2 or len(table) < 2 or table.shape[1] < 2:
             continue
         tested.append((row, targets))
         pvals.append(float(stats.chi2_contingency(table)[1]))
@@ -538,8 +549,6 @@ def _type_overrides(
 
 
 def _placeholders(route: str) -> list[str]:
-    import re
-
     return re.findall(r"\{[A-Za-z_][A-Za-z0-9_]*\}", route)
 
 
@@ -548,7 +557,8 @@ def _fold_known(route: str, path: str) -> tuple[str, list[str]]:
     rp, pp = route.split("/"), path.split("?", 1)[0].split("/")
     if len(rp) != len(pp):
         return route, []
-    return route, [p for r, p in zip(rp, pp, strict=True) if r.startswith("{") and r.endswith("}")]
+    whole = re.compile(r"^\{[A-Za-z_][A-Za-z0-9_]*\}$")  # the placeholders a workflow route declares
+    return route, [p for r, p in zip(rp, pp, strict=True) if whole.match(r)]
 
 
 def _pairs(q: str) -> list[tuple[str, str]]:
@@ -586,7 +596,7 @@ def _services(spans: list[Span], roots: set[str]) -> tuple[dict[str, Any], dict[
                     targets = {peer}
             else:
                 targets = {c.service} - {s.service}
-            for t in targets:
+            for t in sorted(targets):
                 callees.setdefault(t, c.start_us - s.start_us)
         for t, off in callees.items():
             calls[s.service][t] += 1
@@ -599,7 +609,7 @@ def _services(spans: list[Span], roots: set[str]) -> tuple[dict[str, Any], dict[
     names = sorted(set(served) | {t for cs in calls.values() for t in cs} | roots)
     kept: dict[str, list[str]] = {n: [] for n in names}
     for a in names:
-        for b, k in sorted(calls.get(a, Counter()).items(), key=lambda kv: offset[(a, kv[0])] / kv[1]):
+        for b, k in sorted(calls.get(a, Counter()).items(), key=lambda kv: (offset[(a, kv[0])] / kv[1], kv[0])):
             share = k / served[a]
             keep_it = share >= 0.5 and not _reaches(kept, b, a)
             if keep_it:
@@ -648,11 +658,16 @@ def _user_types(sessions: dict[str, list[Call]]) -> dict[str, Any]:
 
 
 def _scalar(v: Any) -> str:
-    return json.dumps(v)
+    return json.dumps(v, ensure_ascii=False)
 
 
 def _flow(v: Any) -> str:
-    return json.dumps(v, separators=(", ", ": "))
+    return json.dumps(v, separators=(", ", ": "), ensure_ascii=False)
+
+
+def _plain(text: str) -> str:
+    """A name as comment text: one line, whatever it holds."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
 def to_yaml(wf: dict[str, Any], comments: dict[tuple[str, ...], str], report: dict[str, Any]) -> str:
@@ -664,7 +679,7 @@ def to_yaml(wf: dict[str, Any], comments: dict[tuple[str, ...], str], report: di
         "# Probabilities are maximum-likelihood estimates; each comment gives the count it rests on and its interval.",
     ]
     if report["dropped_states"]:
-        shown = ", ".join(f"{d['state']} ({d['calls']})" for d in report["dropped_states"][:10])
+        shown = ", ".join(f"{_plain(d['state'])} ({d['calls']})" for d in report["dropped_states"][:10])
         lines.append(f"# Dropped (seen too rarely; steps into them leave instead): {shown}")
     lines.append(f"name: {_scalar(wf['name'])}")
     lines.append(f"description: {_scalar(wf['description'])}")
@@ -677,7 +692,7 @@ def to_yaml(wf: dict[str, Any], comments: dict[tuple[str, ...], str], report: di
             lines.append(f"{pad}  {_scalar(k)}: {v!r}" + (f"  # {c}" if c else ""))
 
     mapping("entry_points", wf["entry_points"], ("entry_points",), 0)
-    lines.append("transitions:")
+    lines.append("transitions:" if wf["transitions"] else "transitions: {}")
     for s, row in wf["transitions"].items():
         mapping(s, row, ("transitions", s), 2)
     lines.append(f"exit_points: {_flow(wf['exit_points'])}")
@@ -698,7 +713,9 @@ def to_yaml(wf: dict[str, Any], comments: dict[tuple[str, ...], str], report: di
         for n, spec in wf["services"].items():
             calls = spec.get("calls", [])
             why = "; ".join(
-                f"{b}: {shares[(n, b)]['calls']:,} of {shares[(n, b)]['of']:,}" for b in calls if (n, b) in shares
+                f"{_plain(b)}: {shares[(n, b)]['calls']:,} of {shares[(n, b)]['of']:,}"
+                for b in calls
+                if (n, b) in shares
             )
             lines.append(f"  {_scalar(n)}: {_flow(spec)}" + (f"  # calls {why}" if why else ""))
     if "user_types" in wf:

@@ -64,6 +64,8 @@ async def _records(uri: str, until_idle: float, max_records: int | None) -> list
             if got:
                 out += got
                 last = now
+            elif not reader.ready():
+                last = now  # partitions not assigned yet: not idle
             elif now - last >= until_idle:
                 break
     finally:
@@ -79,7 +81,7 @@ def read_kafka(
 
     values = asyncio.run(_records(uri, until_idle, max_records))
     if fmt == "auto":
-        fmt = "jsonl" if values and values[0].lstrip()[:1] == b"{" else "otlp"
+        fmt = "jsonl" if values and values[0][:1] == b"{" else "otlp"  # (a protobuf request starts 0x0a)
     bad = 0
     if fmt == "jsonl":
         rows = []

@@ -21,7 +21,7 @@ def _is_id(segment: str) -> bool:
 def fold_path(path: str) -> tuple[str, list[str]]:
     """The template of ``path`` and the values its placeholders took: ``/users/42/orders/7`` ->
     (``/users/{id}/orders/{id2}``, ``["42", "7"]``)."""
-    parts = path.split("/")
+    parts = path.split("?", 1)[0].split("#", 1)[0].split("/")
     values: list[str] = []
     for i, seg in enumerate(parts):
         if seg and _is_id(seg):

@@ -96,8 +96,8 @@ def sniff_format(path: Path) -> str:
         return "zipkin"
     if text.startswith(b'{"resourceSpans"'):
         return "otlp-json"
-    if text.startswith(b"{") and b'"data"' in text[:64] and (b'"traceID"' in text or b'"spans"' in text):
-        return "jaeger"
+    if text.startswith(b"{") and b'"traceID"' in text and b'"spans"' in text and b'"resourceSpans"' not in text:
+        return "jaeger"  # {"data": [traces]} from the query API, or one trace as the UI downloads it
     return "jsonl"
 
 
@@ -199,7 +199,7 @@ def _events(rows: Iterable[dict[str, Any]]) -> list[Call]:
                     end_reason=r.get("end_reason"),
                     trace_id=r.get("trace_id"),
                     span_id=r.get("span_id"),
-                    attrs={"run_id": r.get("run_id")},
+                    attrs=r,
                 )
             )
         except (KeyError, TypeError, ValueError):
@@ -371,8 +371,12 @@ def zipkin_spans(doc: Any) -> list[Span]:
     return out
 
 
+def _no_query(text: str) -> str:
+    return text.split("?", 1)[0].split("#", 1)[0] or "/"
+
+
 def _path_of(attrs: dict[str, Any]) -> str | None:
-    for key in ("url.path", "http.target", "url.full", "http.url"):
+    for key in ("url.path", "http.target", "http.path", "url.full", "http.url"):
         v = attrs.get(key)
         if isinstance(v, str) and v:
             p = urllib.parse.urlsplit(v).path if "://" in v else v.split("?", 1)[0]
@@ -393,7 +397,7 @@ def calls_from_spans(spans: list[Span]) -> list[Call]:
         path = _path_of(a)
         if not method and " " in s.name:  # "GET /api/x" span names
             method, _, rest = s.name.partition(" ")
-            route = route or (rest if rest.startswith("/") else None)
+            route = route or (_no_query(rest) if rest.startswith("/") else None)
         if route is None and path is None:
             if not s.name.startswith("/"):
                 continue  # not an HTTP call
@@ -408,7 +412,7 @@ def calls_from_spans(spans: list[Span]) -> list[Call]:
             Call(
                 start_us=s.start_us,
                 duration_us=s.duration_us,
-                route=str(route) if route else None,
+                route=_no_query(str(route)) if route else None,
                 path=path,
                 method=str(method or "GET").upper(),
                 service=s.service,

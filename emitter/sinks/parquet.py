@@ -32,6 +32,7 @@ __all__ = ["CODECS", "DEFAULT_ROW_GROUP", "ParquetSink", "parquet_sink"]
 
 DEFAULT_ROW_GROUP = 131_072
 CODECS = ("zstd", "snappy", "gzip", "lz4", "brotli", "none")
+LEVELS = {"zstd": (-7, 22), "gzip": (1, 9), "brotli": (0, 11)}  # the codecs that take a level, and its range
 _DAY_US = 86_400 * 1_000_000
 
 
@@ -76,8 +77,9 @@ class ParquetSink(Sink):
                     raise IsADirectoryError(21, "Is a directory")
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._open(self.path)
-        except OSError as exc:
-            raise ConfigError.one("--sink", (self.uri,), f"cannot open {str(self.path)!r}: {exc.strerror}") from None
+        except (OSError, pa.ArrowException) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise ConfigError.one("--sink", (self.uri,), f"cannot open {str(self.path)!r}: {why}") from None
         self._started = True
 
     def _open(self, path: Path) -> None:
@@ -130,9 +132,9 @@ class ParquetSink(Sink):
             raise SinkError(f"{self.name}: send() before start()")
         try:
             await asyncio.to_thread(writer.write_table, head, row_group_size=rows)
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:
             self._fail()
-            raise SinkError(f"{self.name}: write failed: {exc.strerror}") from None
+            raise SinkError(f"{self.name}: write failed: {getattr(exc, 'strerror', None) or exc}") from None
         self.stats.bytes += head.nbytes
 
     def _fail(self) -> None:
@@ -149,9 +151,9 @@ class ParquetSink(Sink):
         writer, self._writer = self._writer, None
         try:
             await asyncio.to_thread(writer.close)
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:
             self._fail()
-            raise SinkError(f"{self.name}: closing the file failed: {exc.strerror}") from None
+            raise SinkError(f"{self.name}: closing the file failed: {getattr(exc, 'strerror', None) or exc}") from None
         self.stats.acked += self._unconfirmed
         self._unconfirmed = 0
 
@@ -193,12 +195,16 @@ def parquet_sink(uri: str, options: dict[str, Any]) -> Sink:
             raise ConfigError.one("--sink", (uri, k), f"expected one of {', '.join(choices[k])}, got {v!r}")
     rows = _int(q, uri, "row_group_size", DEFAULT_ROW_GROUP, 1, 64 * 1024 * 1024)
     assert rows is not None
+    codec = picked.get("compression", "zstd")
+    if "level" in q and codec not in LEVELS:
+        raise ConfigError.one("--sink", (uri, "level"), f"{codec} takes no level (zstd, gzip and brotli do)")
+    low, high = LEVELS.get(codec, (0, 0))
     return ParquetSink(
         uri,
         Path(path),
         row_group_size=rows,
-        compression=picked.get("compression", "zstd"),
-        level=_int(q, uri, "level", None, -7, 22),
+        compression=codec,
+        level=_int(q, uri, "level", None, low, high),
         labels=picked.get("labels", "nested"),
         partition=None if picked.get("partition", "none") == "none" else "date",
     )

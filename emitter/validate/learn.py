@@ -70,6 +70,8 @@ def _table(events: Any) -> pa.Table:
         rows = [dict(e) for e in events]
         keys = [k for k in _COLUMNS if all(k in r for r in rows)]
         t = pa.Table.from_pylist([{k: r[k] for k in keys} for r in rows], schema=None) if rows else pa.table({})
+    if t.num_rows == 0:
+        raise ValueError("no events to learn from")
     missing = [c for c in ("session_id", "seq", "endpoint") if c not in t.column_names]
     if missing:
         raise ValueError(f"events need the columns session_id, seq and endpoint; missing: {', '.join(missing)}")
@@ -83,6 +85,8 @@ def _codes(col: Any) -> tuple[I64, list[str]]:
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(arr.type.value_type)
+    if pa.types.is_null(arr.type):  # every value missing (no session ended yet, no user types)
+        arr = arr.cast(pa.string())
     enc = pc.dictionary_encode(arr.fill_null(""))
     return np.asarray(enc.indices, np.int64), [str(x) for x in enc.dictionary.to_pylist()]
 
