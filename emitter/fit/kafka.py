@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from ..clients.kafka import parse_kafka_uri
 from ..validate.live import open_reader
+from ..validate.otlp import proto_value
 from .traffic import KINDS, Call, Span, _events, calls_from_spans
 
 __all__ = ["otlp_proto_spans", "read_kafka"]
@@ -23,10 +23,6 @@ def otlp_proto_spans(body: bytes) -> list[Span]:
         req = ExportTraceServiceRequest.FromString(body)
     except DecodeError as exc:
         raise ValueError(str(exc)) from None
-
-    def value(v: Any) -> Any:
-        kind = v.WhichOneof("value")
-        return getattr(v, kind) if kind in ("string_value", "bool_value", "int_value", "double_value") else None
 
     out = []
     for rs in req.resource_spans:
@@ -43,7 +39,7 @@ def otlp_proto_spans(body: bytes) -> list[Span]:
                         kind=KINDS.get(sp.kind),
                         start_us=sp.start_time_unix_nano // 1000,
                         duration_us=(sp.end_time_unix_nano - sp.start_time_unix_nano) // 1000,
-                        attrs={a.key: value(a.value) for a in sp.attributes},
+                        attrs={a.key: proto_value(a.value) for a in sp.attributes},
                         error=sp.status.code == 2,
                     )
                 )

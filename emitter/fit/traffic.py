@@ -16,6 +16,7 @@ has no kinds; its attributes follow OpenTelemetry's semantic conventions, with t
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import urllib.parse
@@ -27,6 +28,8 @@ from typing import Any
 import msgspec
 
 from ..errors import ConfigError
+from ..validate.otlp import json_value
+from ..validate.sources import open_lines, parquet_batches
 
 __all__ = ["FORMATS", "Call", "Span", "calls_from_spans", "read_traffic", "sniff_format"]
 
@@ -84,14 +87,20 @@ def _open_bytes(path: Path) -> bytes:
 
 
 def sniff_format(path: Path) -> str:
-    """The format a file (or directory) holds, by its first bytes."""
+    """The format a file (or directory) holds, by its first bytes (of a gzip file, its first bytes unpacked)."""
     if path.is_dir():
         return "parquet"
     with path.open("rb") as fh:
-        head = fh.read(4)
-    if head == b"PAR1":
+        head = fh.read(4096)
+    if head[:4] == b"PAR1":
         return "parquet"
-    text = _open_bytes(path)[:4096].lstrip()
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as gz:
+                head = gz.read(4096)
+        except (OSError, EOFError) as exc:
+            raise ConfigError.one("fit", (str(path),), f"not a readable gzip file ({exc})") from None
+    text = head.lstrip()
     if text.startswith(b"["):
         return "zipkin"
     if text.startswith(b'{"resourceSpans"'):
@@ -119,7 +128,7 @@ def read_traffic(path: Path, fmt: str = "auto") -> tuple[list[Call], list[Span],
             return calls, [], fmt, bad[0]
         if fmt == "otlp-json":
             spans = []
-            for line in _open_bytes(path).splitlines():
+            for line in open_lines(str(path), "fit"):
                 if not line.strip():
                     continue
                 try:
@@ -145,7 +154,7 @@ def read_traffic(path: Path, fmt: str = "auto") -> tuple[list[Call], list[Span],
 
 
 def _json_lines(path: Path, bad: list[int]) -> Iterator[dict[str, Any]]:
-    for line in _open_bytes(path).splitlines():
+    for line in open_lines(str(path), "fit"):
         if line.strip():
             try:
                 d = json.loads(line)
@@ -157,21 +166,17 @@ def _json_lines(path: Path, bad: list[int]) -> Iterator[dict[str, Any]]:
 
 
 def _parquet_rows(path: Path) -> Iterator[dict[str, Any]]:
-    import pyarrow.dataset as pads
-
-    ds = pads.dataset(path, format="parquet", partitioning="hive")
-    for rb in ds.to_batches(batch_size=65_536):
-        cols = rb.to_pydict()
-        ts = rb.column("timestamp").cast("int64").to_pylist()
-        for i in range(rb.num_rows):
-            row = {k: v[i] for k, v in cols.items()}
-            row["timestamp_us"] = ts[i]
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    one_us = dt.timedelta(microseconds=1)
+    for cols in parquet_batches(str(path), None, "fit"):
+        names = list(cols)
+        for values in zip(*cols.values(), strict=True):
+            row = dict(zip(names, values, strict=True))
+            row["timestamp_us"] = (row.pop("timestamp") - epoch) // one_us
             yield row
 
 
 def _timestamp_us(text: str) -> int:
-    import datetime as dt
-
     d = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     delta = d - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
@@ -210,15 +215,6 @@ def _events(rows: Iterable[dict[str, Any]]) -> list[Call]:
 # ------------------------------------------------------------------ spans
 
 
-def _otlp_value(v: dict[str, Any]) -> Any:
-    for k in ("stringValue", "boolValue", "intValue", "doubleValue"):
-        if k in v:
-            return int(v[k]) if k == "intValue" else v[k]
-    if "arrayValue" in v:
-        return [_otlp_value(x) for x in v["arrayValue"].get("values", ())]
-    return None
-
-
 class _Any(msgspec.Struct, rename="camel"):
     string_value: str | None = None
     bool_value: bool | None = None
@@ -236,7 +232,7 @@ class _Any(msgspec.Struct, rename="camel"):
         if self.double_value is not None:
             return self.double_value
         if self.array_value is not None:
-            return [_otlp_value(x) for x in self.array_value.get("values", ())]
+            return [json_value(x) for x in self.array_value.get("values", ())]
         return None
 
 

@@ -45,7 +45,7 @@ def _table(events: Any) -> pa.Table:
     elif isinstance(events, pa.Table):
         t = events
     elif isinstance(events, str | Path):
-        from .sources import OBSERVED, _open_lines, is_parquet, parquet_batches
+        from .sources import OBSERVED, is_parquet, open_lines, parquet_batches
 
         if is_parquet(str(events)):
             parts = list(parquet_batches(str(events)))
@@ -57,7 +57,7 @@ def _table(events: Any) -> pa.Table:
 
             dec = msgspec.json.Decoder(ObservedEvent)
             evs = []
-            for line in _open_lines(str(events)):
+            for line in open_lines(str(events), "learn()"):
                 if line.strip():
                     try:
                         evs.append(dec.decode(line))

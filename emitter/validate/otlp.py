@@ -16,7 +16,7 @@ from typing import Any
 
 from .assemble import Assembler, ObservedEvent
 
-__all__ = ["Sessionizer", "root_calls_from_json", "root_calls_from_proto"]
+__all__ = ["Sessionizer", "json_value", "proto_value", "root_calls_from_json", "root_calls_from_proto"]
 
 SERVER = 2
 
@@ -34,11 +34,20 @@ class RootCall:
     run_id: str | None = None
 
 
-def _json_value(v: dict[str, Any]) -> Any:
+def json_value(v: dict[str, Any]) -> Any:
+    """An OTLP-JSON AnyValue as Python (intValue arrives as a string)."""
     for k in ("stringValue", "boolValue", "intValue", "doubleValue"):
         if k in v:
             return int(v[k]) if k == "intValue" else v[k]
+    if "arrayValue" in v:
+        return [json_value(x) for x in v["arrayValue"].get("values", ())]
     return None
+
+
+def proto_value(v: Any) -> Any:
+    """An OTLP protobuf AnyValue's scalar as Python (None for arrays, maps and bytes)."""
+    kind = v.WhichOneof("value")
+    return getattr(v, kind) if kind in ("string_value", "bool_value", "int_value", "double_value") else None
 
 
 def _call(attrs: dict[str, Any], start_ns: int, span_id: str) -> RootCall | None:
@@ -68,7 +77,7 @@ def root_calls_from_json(line: bytes | str) -> list[RootCall]:
             for sp in ss.get("spans", ()):
                 if sp.get("parentSpanId") or sp.get("kind") not in (SERVER, "SPAN_KIND_SERVER"):
                     continue
-                attrs = {a["key"]: _json_value(a.get("value", {})) for a in sp.get("attributes", ())}
+                attrs = {a["key"]: json_value(a.get("value", {})) for a in sp.get("attributes", ())}
                 c = _call(attrs, int(sp.get("startTimeUnixNano", 0)), sp.get("spanId", ""))
                 if c is not None:
                     out.append(c)
@@ -92,10 +101,7 @@ def root_calls_from_proto(body: bytes) -> list[RootCall]:
             for sp in ss.spans:
                 if sp.parent_span_id or sp.kind != SERVER:
                     continue
-                attrs: dict[str, Any] = {}
-                for a in sp.attributes:
-                    kind = a.value.WhichOneof("value")
-                    attrs[a.key] = getattr(a.value, kind) if kind else None
+                attrs = {a.key: proto_value(a.value) for a in sp.attributes}
                 c = _call(attrs, sp.start_time_unix_nano, sp.span_id.hex())
                 if c is not None:
                     out.append(c)

@@ -15,7 +15,7 @@ import msgspec
 from ..errors import ConfigError
 from .assemble import Assembler, ObservedEvent
 
-__all__ = ["OBSERVED", "feed_lines", "feed_parquet", "is_parquet", "read_file_source"]
+__all__ = ["OBSERVED", "feed_lines", "feed_parquet", "is_parquet", "open_lines", "parquet_batches", "read_file_source"]
 
 OBSERVED = tuple(ObservedEvent.__struct_fields__)  # the columns the validator reads
 
@@ -39,7 +39,9 @@ def feed_lines(asm: Assembler, lines: Iterator[bytes]) -> int:
     return bad
 
 
-def _open_lines(spec: str) -> Iterator[bytes]:
+def open_lines(spec: str, source: str = "--source") -> Iterator[bytes]:
+    """The lines of a file (plain or gzip) or of standard input (``-``); problems are one-line errors
+    naming ``source`` (the flag or command that gave the file)."""
     if spec == "-":
         yield from sys.stdin.buffer
         return
@@ -48,9 +50,9 @@ def _open_lines(spec: str) -> Iterator[bytes]:
     try:
         raw = p.open("rb")
     except FileNotFoundError:
-        raise ConfigError.one("--source", (spec,), "file not found") from None
+        raise ConfigError.one(source, (spec,), "file not found") from None
     except OSError as exc:
-        raise ConfigError.one("--source", (spec,), f"cannot read: {exc.strerror}") from None
+        raise ConfigError.one(source, (spec,), f"cannot read: {exc.strerror}") from None
     with raw:
         head = raw.read(2)
         raw.seek(0)
@@ -61,7 +63,7 @@ def _open_lines(spec: str) -> Iterator[bytes]:
             with gzip.GzipFile(fileobj=raw) as gz:
                 yield from gz
         except (OSError, EOFError, zlib.error) as exc:
-            raise ConfigError.one("--source", (spec,), f"not a readable gzip file ({exc})") from None
+            raise ConfigError.one(source, (spec,), f"not a readable gzip file ({exc})") from None
 
 
 def feed_otlp_json(asm: Assembler, lines: Iterator[bytes]) -> int:
@@ -110,19 +112,22 @@ def is_parquet(spec: str) -> bool:
         return fh.read(4) == b"PAR1"
 
 
-def parquet_batches(spec: str) -> Iterator[dict[str, list[object]]]:
-    """The validator's columns of a Parquet file or directory, a record batch at a time (as Python lists)."""
+def parquet_batches(
+    spec: str, columns: tuple[str, ...] | None = OBSERVED, source: str = "--source"
+) -> Iterator[dict[str, list[object]]]:
+    """Columns (the validator's by default; None: all) of a Parquet file or directory, a record batch at a
+    time, as Python lists."""
     import pyarrow as pa
     import pyarrow.dataset as pads
 
     p = Path(spec[5:] if spec.startswith("file:") else spec)
     try:
         ds = pads.dataset(p, format="parquet", partitioning="hive")
-        cols = [c for c in OBSERVED if c in ds.schema.names]
+        cols = [c for c in (columns or ds.schema.names) if c in ds.schema.names]
         for rb in ds.to_batches(columns=cols, batch_size=65_536):
             yield {name: rb.column(name).to_pylist() for name in cols}
     except (pa.ArrowInvalid, OSError) as exc:
-        raise ConfigError.one("--source", (spec,), f"not a readable Parquet file or directory ({exc})") from None
+        raise ConfigError.one(source, (spec,), f"not a readable Parquet file or directory ({exc})") from None
 
 
 def feed_parquet(asm: Assembler, spec: str) -> int:
@@ -147,7 +152,7 @@ def read_file_source(asm: Assembler, spec: str, fmt: str = "auto") -> int:
             print("validate: format: parquet (by its magic bytes)", file=sys.stderr)
         return feed_parquet(asm, spec)
     try:
-        lines = _open_lines(spec)
+        lines = open_lines(spec)
         head = list(itertools.islice(lines, SNIFF_LINES))
         if fmt == "auto":
             fmt, why = sniff(head)
