@@ -101,7 +101,7 @@ class Simulation:
             user_width=max(6, len(str(max(pop or 1, 1) - 1))),
         )
         self._pause = DistTable([load.user_pause], scale=1e6)
-        self.target_sessions: int | None = load.sessions  # known at the start (the dataset model's: once drawn)
+        self._counts: I64 | None = None  # the dataset model's sessions per user, drawn on first need
         self.sessions_started = 0
         self.events = 0
         self.last_arrival_us = 0
@@ -356,20 +356,34 @@ class Simulation:
             if done:
                 return
 
+    def _session_counts(self) -> I64:
+        """Dataset model: each user's count of sessions (the first draws of the ``users`` stream)."""
+        if self._counts is None:
+            load = self.load
+            assert load.num_users is not None
+            per_user = DistTable([load.sessions_per_user], scale=1.0, minimum=1)
+            counts = per_user.sample(np.zeros(load.num_users, np.int64), self._r_user)
+            np.minimum(counts, MAX_SESSIONS_PER_USER, out=counts)
+            total = int(counts.sum())
+            if total > MAX_DATASET_SESSIONS:
+                raise OutOfRange(
+                    f"the dataset model drew {total:,} sessions ({load.num_users:,} users); at most "
+                    f"{MAX_DATASET_SESSIONS:,}: use fewer users or fewer sessions per user"
+                )
+            self._counts = counts
+        return self._counts
+
+    @property
+    def target_sessions(self) -> int | None:
+        """How many sessions the run starts, when that is known before it runs."""
+        return int(self._session_counts().sum()) if self.load.dataset else self.load.sessions
+
     def _dataset_blocks(self) -> Iterator[tuple[I64, I64, I64, int | None]]:
         """Dataset model: each user's session count, every session's start over the range, in start order."""
         load = self.load
         assert load.num_users is not None
-        per_user = DistTable([load.sessions_per_user], scale=1.0, minimum=1)
-        counts = per_user.sample(np.zeros(load.num_users, np.int64), self._r_user)
-        np.minimum(counts, MAX_SESSIONS_PER_USER, out=counts)
+        counts = self._session_counts()
         total = int(counts.sum())
-        if total > MAX_DATASET_SESSIONS:
-            raise OutOfRange(
-                f"the dataset model drew {total:,} sessions ({load.num_users:,} users); at most "
-                f"{MAX_DATASET_SESSIONS:,}: use fewer users or fewer sessions per user"
-            )
-        self.target_sessions = total
         starts = self._spread(total, round(load.date_range_s * 1e6))
         owners = np.repeat(np.arange(load.num_users, dtype=np.int64) + load.first_user, counts)
         self._r_user.shuffle(owners)  # which user each start (in time order) belongs to

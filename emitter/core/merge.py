@@ -75,6 +75,11 @@ class MultiSimulation:
         return sum(s.sessions_started for s in self.sims)
 
     @property
+    def target_sessions(self) -> int | None:
+        parts = [s.target_sessions for s in self.sims]
+        return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
+
+    @property
     def last_arrival_us(self) -> int:
         return max(s.last_arrival_us for s in self.sims)
 

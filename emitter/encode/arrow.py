@@ -11,14 +11,14 @@ for tools that do not read nested columns well). Every string is written once by
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from ..core.batch import ROLES, SCHEMA_VERSION, EventBatch
-from ..core.model import END_REASONS
+from ..core.model import END_REASONS, Model
 from .render import render_strings
 
 __all__ = ["LABELS", "event_schema", "record_batch"]
@@ -101,6 +101,17 @@ def _faults(mask: np.ndarray[Any, Any], ids: tuple[str, ...]) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), _names(which, ids))
 
 
+@lru_cache(maxsize=16)
+def _per_state(m: Model) -> tuple[list[str], np.ndarray[Any, Any], list[str], np.ndarray[Any, Any]]:
+    """The model's service and method names, and each state's index into them (once per model)."""
+    eps = m.workflow.endpoints
+    svc_names = sorted({ep.service for ep in eps.values()})
+    methods = sorted({ep.method for ep in eps.values()})
+    svc_of_state = np.array([svc_names.index(eps[s].service) for s in m.states], np.int16)
+    method_of_state = np.array([methods.index(eps[s].method) for s in m.states], np.int16)
+    return svc_names, svc_of_state, methods, method_of_state
+
+
 def record_batch(batch: EventBatch, labels: str = "nested") -> pa.RecordBatch:
     """The batch's events as one Arrow record batch of :func:`event_schema`."""
     schema = event_schema(labels)
@@ -108,10 +119,7 @@ def record_batch(batch: EventBatch, labels: str = "nested") -> pa.RecordBatch:
     ctx, c = batch.ctx, batch.cols
     m = ctx.model
     text = render_strings(batch, _STRINGS)
-    svc_names = sorted({ep.service for ep in m.workflow.endpoints.values()})
-    svc_of_state = np.array([svc_names.index(m.workflow.endpoints[s].service) for s in m.states], np.int16)
-    methods = sorted({ep.method for ep in m.workflow.endpoints.values()})
-    method_of_state = np.array([methods.index(m.workflow.endpoints[s].method) for s in m.states], np.int16)
+    svc_names, svc_of_state, methods, method_of_state = _per_state(m)
     state = c["state"]
     label_cols = [
         pa.array(c["anomalous"], pa.bool_()),

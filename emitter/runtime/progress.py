@@ -56,7 +56,7 @@ class Progress:
         self.sim = sim
         self.stream = stream or sys.stderr
         tty = self.stream.isatty()
-        target = sim.load.sessions
+        target = sim.target_sessions  # (known before the run: a count of sessions, or the dataset's)
         if mode == "auto":
             mode = "bar" if tty and target else "live" if tty else "lines"
         self.mode = mode
@@ -78,7 +78,7 @@ class Progress:
         from rich.progress import Progress as RichProgress
 
         console = Console(file=self.stream)
-        target = self.sim.load.sessions
+        target = self.sim.target_sessions
         cols: list[ProgressColumn] = [TextColumn("emitter")]
         if self.mode == "bar" and target:
             cols += [BarColumn(), TaskProgressColumn()]
