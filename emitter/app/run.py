@@ -16,12 +16,14 @@ from typing import Any, TextIO
 
 from ..core.engine import Simulation
 from ..core.faults import Dynamics, RandomFaults
+from ..core.limits import OutOfRange
 from ..core.load import Load
 from ..core.merge import MultiSimulation
 from ..core.model import Model
 from ..core.spec import Workflow
 from ..core.streams import stream, workflow_seed
 from ..core.truth import truth_records
+from ..errors import ConfigError
 from ..inputs.options import option
 from ..runtime.pacing import Speed
 from ..runtime.progress import Progress, format_summary
@@ -100,6 +102,17 @@ def _split(total: int | None, weights: list[float]) -> list[int | None]:
 
 
 def build_simulation(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int, Dynamics]:
+    """The run's simulation, seed and faults; a load the core cannot hold (the dataset model drawing more
+    sessions than it can keep) is a one-line input error here, before anything runs."""
+    sim, seed, dyn = _build(cfg)
+    try:
+        sim.target_sessions  # noqa: B018 - draws the dataset model's counts now, where a refusal is an input error
+    except OutOfRange as exc:
+        raise ConfigError.one("load", ("num_users",), str(exc)) from None
+    return sim, seed, dyn
+
+
+def _build(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int, Dynamics]:
     seed, start = resolve(cfg)
     dyn = realise_dynamics(cfg, seed)
     wfs = cfg.weighted

@@ -108,3 +108,15 @@ def test_check_describes_the_dataset_model(tmp_path: Path) -> None:
     path = _scenario(tmp_path, "load: {num_users: 2000, sessions_per_user: [3, 2], date_range: 30}\n")
     r = run_cli("check", path)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_draw_of_more_sessions_than_a_run_can_hold_is_refused_before_it_starts() -> None:
+    args = ["--num-users", "3000", "--sessions-per-user", "100000,0", "--speed", "max", "--sink", "null"]
+    r = run_cli("run", str(WORKFLOWS / "ecommerce.yaml"), *args)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "load: num_users: the dataset model drew 300,000,000 sessions" in err
+    import emitter
+
+    with pytest.raises(ConfigError, match="at most 200,000,000"):
+        emitter.generate(WORKFLOWS / "ecommerce.yaml", num_users=3000, sessions_per_user=(100_000, 0))
