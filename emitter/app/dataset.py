@@ -308,7 +308,7 @@ def generate(
             continue
         opt = option(name)
         try:
-            given[name] = opt.parse(value if name in ("sessions_per_user", "date_range") else str(value))
+            given[name] = opt.parse(value if opt.structured else str(value))
         except ValueError as exc:
             problems.append(ConfigError.one(WHERE, (name,), str(exc)).problems[0])
     if problems:

@@ -31,7 +31,6 @@ from .convert import Problems, convert, register_parser
 
 __all__ = [
     "OPTIONS",
-    "STRUCTURED",
     "Option",
     "from_environment",
     "option",
@@ -231,6 +230,8 @@ class Option:
     default: Any = None
     repeat: bool = False
     key: tuple[str, ...] = ()
+    structured: bool = False  # a file may give it as a list or a mapping (parsed as given, not as text)
+    yaml_null: str | None = None  # what YAML's bare null means for it in a file (else: no value, an error)
 
     @property
     def env(self) -> str:
@@ -307,6 +308,7 @@ OPTIONS: tuple[Option, ...] = (
         "dataset model: sessions per user, MEAN,SD (rounded, at least 1; default 3,2)",
         "MEAN,SD",
         key=("load", "sessions_per_user"),
+        structured=True,
     ),
     Option(
         "date_range",
@@ -316,6 +318,7 @@ OPTIONS: tuple[Option, ...] = (
         "sessions start uniformly over it unless a profile shapes it",
         "RANGE",
         key=("load", "date_range"),
+        structured=True,
     ),
     Option(
         "sink",
@@ -327,6 +330,7 @@ OPTIONS: tuple[Option, ...] = (
         default=("stdout",),
         repeat=True,
         key=("sinks",),
+        yaml_null="null",  # sinks: [null] can only mean the null sink
     ),
     Option(
         "truth",
@@ -378,21 +382,19 @@ def resolve(*layers: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _as_text(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _as_text(o: Option) -> Callable[[Any], Any]:
     def text(v: Any) -> Any:
-        if v is None:  # YAML's null (or ~) is no value; in a list of sinks it can only mean the null sink
-            if parse is _uri:
-                return "null"
+        if v is None:  # YAML's null (or ~)
+            if o.yaml_null is not None:
+                return o.parse(o.yaml_null)
             raise ValueError("expected a value, got YAML's null")
-        return parse(str(v))
+        return o.parse(str(v))
 
     return text
 
 
-STRUCTURED = frozenset({"sessions_per_user", "date_range"})  # a file may give these as lists or mappings
-
 for _o in OPTIONS:
-    register_parser(f"option:{_o.name}", _o.parse if _o.name in STRUCTURED else _as_text(_o.parse))
+    register_parser(f"option:{_o.name}", _o.parse if _o.structured else _as_text(_o))
 register_parser("duration", parse_duration)
 register_parser("offset", parse_offset)
 register_parser("duration_us", lambda v: round(parse_duration(v) * 1e6))

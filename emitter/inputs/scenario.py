@@ -42,7 +42,7 @@ from ..core.spec import Workflow
 from ..errors import ConfigError
 from .convert import INVALID, Path, Problems, convert, struct_valid
 from .dist import to_dist
-from .options import OPTIONS, STRUCTURED, option
+from .options import OPTIONS, option
 from .specs import DIST, Probability
 from .workflow import load_workflow
 from .yamlio import load_yaml_file
@@ -51,7 +51,7 @@ __all__ = ["Scenario", "ScenarioFile", "checked_faults", "is_scenario", "load_sc
 
 
 def _opt(name: str) -> Any:
-    return Annotated[Any, Meta(extra={"parse": f"option:{name}", "whole": name in STRUCTURED})]
+    return Annotated[Any, Meta(extra={"parse": f"option:{name}", "whole": option(name).structured})]
 
 
 class WorkflowRef(Struct, forbid_unknown_fields=True, kw_only=True):
