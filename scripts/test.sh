@@ -25,6 +25,10 @@ for s in kafka otelcol jaeger; do
   fi
 done
 
+echo "== headless Chromium for the report tests" >&2
+EMITTER_CHROMIUM="$(scripts/chromium.sh)"
+export EMITTER_CHROMIUM
+
 echo "== pytest" >&2
 status=0
 python -m pytest "$@" || status=$?

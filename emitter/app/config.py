@@ -80,6 +80,7 @@ def config_of(
             dynamics=sc.dynamics,
             random_faults=sc.random_faults,
             truth=opts["truth"],
+            report=opts["report"],
             scenario=sc.name,
             scenario_digest=sc.digest,
         )
@@ -105,6 +106,7 @@ def config_of(
         sinks=opts["sink"],
         progress=opts["progress"],
         truth=opts["truth"],
+        report=opts["report"],
     )
 
 

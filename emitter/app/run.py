@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, TextIO
 
 from ..core.engine import Simulation
@@ -25,6 +26,8 @@ from ..core.streams import stream, workflow_seed
 from ..core.truth import truth_records
 from ..errors import ConfigError
 from ..inputs.options import option
+from ..report.record import RunRecorder
+from ..report.run import run_report
 from ..runtime.pacing import Speed
 from ..runtime.progress import Progress, format_summary
 from ..runtime.runner import CLOSED_PIPE, Runner, RunStats
@@ -51,6 +54,7 @@ class RunConfig:
     truth: str | None = None
     scenario: str | None = None
     scenario_digest: str | None = None
+    report: str | None = None  # an HTML run report goes here when the run ends
 
     @property
     def weighted(self) -> list[tuple[Workflow, float]]:
@@ -163,8 +167,10 @@ async def run_async(
 ) -> tuple[int, RunStats, Runner]:
     err = stderr or sys.stderr
     sim, seed, dyn = build_simulation(cfg)
+    report_fh = _open_report(cfg.report) if cfg.report else None  # refused now, not after the run
     sink_objs = sinks if sinks is not None else [open_sink(u) for u in cfg.sinks]
-    runner = Runner(sim, sink_objs, cfg.speed)
+    recorder = RunRecorder(cfg.speed.factor, len(dyn.fault_ids)) if report_fh else None
+    runner = Runner(sim, sink_objs, cfg.speed, observers=[recorder] if recorder else None)
     names = " + ".join(f"{wf.name!r}" + (f" ({w:.0%})" if len(cfg.weighted) > 1 else "") for wf, w in cfg.weighted)
     print(
         f"emitter: {'scenario ' + repr(cfg.scenario) + ', ' if cfg.scenario else ''}workflow {names}, "
@@ -174,18 +180,18 @@ async def run_async(
         file=err,
         flush=True,
     )
+    recs = truth_records(
+        run_id=sim.ctx.run_id,
+        seed=seed,
+        start_us=sim.start_us,
+        speed=str(cfg.speed),
+        workflows=cfg.weighted,
+        dynamics=dyn,
+        load=sim.load.describe(),
+        scenario=cfg.scenario,
+        scenario_digest=cfg.scenario_digest,
+    )
     if cfg.truth:
-        recs = truth_records(
-            run_id=sim.ctx.run_id,
-            seed=seed,
-            start_us=sim.start_us,
-            speed=str(cfg.speed),
-            workflows=cfg.weighted,
-            dynamics=dyn,
-            load=sim.load.describe(),
-            scenario=cfg.scenario,
-            scenario_digest=cfg.scenario_digest,
-        )
         where = await write_truth(cfg.truth, recs)
         print(f"emitter: truth: manifest and {len(recs) - 1} fault records written to {where}", file=err, flush=True)
     loop = asyncio.get_running_loop()
@@ -208,6 +214,8 @@ async def run_async(
             loop.remove_signal_handler(signum)
     print(format_summary(runner, sim, seed), file=err, flush=True)
     st = runner.stats
+    if report_fh and recorder:
+        _write_report(report_fh, recorder, recs, cfg, sim.load, st, err)
     if st.error:
         code = EXIT_USAGE if st.input_error else EXIT_FAILED
     elif st.stopped_by == "SIGINT":
@@ -222,6 +230,23 @@ async def run_async(
     else:
         code = EXIT_OK
     return code, st, runner
+
+
+def _open_report(path: str) -> TextIO:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError.one("--report", (path,), f"cannot write: {exc.strerror}") from None
+
+
+def _write_report(
+    fh: TextIO, rec: RunRecorder, truth: list[dict[str, Any]], cfg: RunConfig, load: Load, st: RunStats, err: TextIO
+) -> None:
+    outcome = {"ended by": st.stopped_by or ("error: " + st.error if st.error else "the load's end")}
+    with fh:
+        fh.write(run_report(rec, truth, [wf for wf, _ in cfg.weighted], load=load, extra=outcome))
+    print(f"emitter: run report written to {fh.name}", file=err, flush=True)
 
 
 def _on_signal(runner: Runner, name: str, err: TextIO) -> None:

@@ -340,6 +340,14 @@ OPTIONS: tuple[Option, ...] = (
         "URI",
     ),
     Option(
+        "report",
+        "--report",
+        _uri,
+        "write an HTML run report to this file when the run ends (emit rate against the schedule, "
+        "latency and errors per service with fault windows, the service graph); opens in any browser",
+        "FILE",
+    ),
+    Option(
         "progress",
         "--progress",
         _progress,

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from ..encode.jsonl import encode_jsonl
 from ..sinks.base import PipeClosed, Sink, SinkError
 from .pacing import Clock, MonotonicClock, Speed
 
-__all__ = ["LagStats", "RunStats", "Runner"]
+__all__ = ["LagStats", "Observer", "RunStats", "Runner"]
 
 CLOSED_PIPE = "closed pipe"  # what stopped a run whose standard output's reader went away
 MAX_SLICE = 20_000  # events per send when catching up; keeps sends small enough to pace
@@ -131,14 +131,31 @@ class RunStats:
         return self.sessions_started - self.sessions_ended
 
 
+class Observer(Protocol):
+    """Sees every batch as it is sent (a run report's recorder): how late, when on the wall clock (seconds
+    since the schedule's start), and the sinks' drop and failure totals so far; then the run's end."""
+
+    def observe(self, part: EventBatch, lag: float, wall_s: float, dropped: int, failed: int) -> None: ...
+
+    def finish(self, wall_s: float, dropped: int, failed: int) -> None: ...
+
+
 class Runner:
     """Drive ``sim`` into ``sinks`` at ``speed``; :meth:`request_stop` ends it cleanly."""
 
-    def __init__(self, sim: EventSource, sinks: list[Sink], speed: Speed, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        sim: EventSource,
+        sinks: list[Sink],
+        speed: Speed,
+        clock: Clock | None = None,
+        observers: list[Observer] | None = None,
+    ) -> None:
         self.sim = sim
         self.sinks = sinks
         self.speed = speed
         self.clock = clock or MonotonicClock()
+        self.observers = observers or []
         self.stats = RunStats()
         self._stop = asyncio.Event()
         self._t0 = 0.0
@@ -179,7 +196,12 @@ class Runner:
                 except SinkError as exc:
                     st.error = st.error or str(exc)
             st.wall_s = self.clock.now() - self._t0
+            for o in self.observers:
+                o.finish(st.wall_s, *self._losses())
         return st
+
+    def _losses(self) -> tuple[int, int]:
+        return sum(s.stats.dropped for s in self.sinks), sum(s.stats.failed for s in self.sinks)
 
     async def _stream(self) -> None:
         ahead = _Ahead(self.sim.batches(), asyncio.get_running_loop())
@@ -263,3 +285,7 @@ class Runner:
         st.sim_us = int(part.cols["t"][-1])
         if self.speed.paced:
             st.lag.add(lag, len(part))
+        if self.observers:
+            wall = self.clock.now() - self._t0
+            for o in self.observers:
+                o.observe(part, lag, wall, *self._losses())

@@ -1,0 +1,1 @@
+"""HTML reports of runs, validations and scores (bokeh, self-contained)."""
