@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--report", metavar="FILE", help="also write the full report as JSON")
     v.add_argument("--all-rows", action="store_true", help="print every row, not only the interesting ones")
+    v.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write an HTML report: declared and learned matrices as heatmaps, their difference, "
+        "rejected rows marked; for a live run, the worst error against events read with its sampling band",
+    )
     sc = sub.add_parser(
         "score",
         help="score an anomaly detector against a run's truth",
@@ -123,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a detection this long after a fault's end still counts (default 0)",
     )
     sc.add_argument("--report", metavar="FILE", help="also write the scores as JSON")
+    sc.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write an HTML report: each fault's window with the detections that matched it on one "
+        "timeline, and the detections that matched nothing",
+    )
     f = sub.add_parser(
         "fit",
         help="learn a runnable workflow from recorded traffic",
@@ -212,6 +224,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             min_samples=args.min_samples,
             report=args.report,
             all_rows=args.all_rows,
+            html=args.html,
         )
     )
 
@@ -281,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "score":
             from .app.score import score_command
 
-            return score_command(args.truth, args.detections, args.events, args.grace, args.report)
+            return score_command(args.truth, args.detections, args.events, args.grace, args.report, args.html)
         if args.command == "fit":
             from .app.fit import FitRequest, run_fit
 

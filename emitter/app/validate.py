@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..inputs.workflow import load_workflow
 
-__all__ = ["ValidateRequest", "validate"]
+__all__ = ["ValidateRequest", "check_writable", "validate", "write_html"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class ValidateRequest:
     min_samples: int = 30
     report: str | None = None
     all_rows: bool = False
+    html: str | None = None  # an HTML report (heatmaps, convergence) goes here
 
 
 def validate(req: ValidateRequest) -> int:
@@ -37,8 +38,9 @@ def validate(req: ValidateRequest) -> int:
     for flag, value in (("--max-events", req.max_events), ("--until-idle", req.until_idle)):
         if value is not None and not value > 0:
             raise ConfigError.one("command line", (flag,), f"expected a positive number, got {value}")
-    if req.report:
-        _check_writable(req.report)  # before reading the stream, not after an hour of it
+    for flag, path in (("--report", req.report), ("--html", req.html)):
+        if path:
+            check_writable(path, flag)  # before reading the stream, not after an hour of it
     wf = load_workflow(req.workflow)
     if req.source.startswith("kafka://"):
         import asyncio
@@ -75,16 +77,29 @@ def validate(req: ValidateRequest) -> int:
             Path(req.report).write_text(rep.to_json() + "\n", encoding="utf-8")
         except OSError as exc:
             raise ConfigError.one("--report", (req.report,), f"cannot write: {exc.strerror}") from None
+    if req.html:
+        from ..report.validation import validation_report
+
+        write_html(req.html, "--html", validation_report(rep.data))
     print(rep.render(all_rows=req.all_rows), flush=True)
     return rep.exit_code
 
 
-def _check_writable(path: str) -> None:
+def check_writable(path: str, flag: str = "--report") -> None:
+    """A one-line input error unless ``path`` (given as ``flag``) can be written: checked before the work."""
     p = Path(path)
     if p.is_dir():
-        raise ConfigError.one("--report", (path,), "is a directory, not a file")
+        raise ConfigError.one(flag, (path,), "is a directory, not a file")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise ConfigError.one("--report", (path,), f"no such directory {str(parent)!r}")
+        raise ConfigError.one(flag, (path,), f"no such directory {str(parent)!r}")
     if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise ConfigError.one("--report", (path,), "cannot write there (permission denied)")
+        raise ConfigError.one(flag, (path,), "cannot write there (permission denied)")
+
+
+def write_html(path: str, flag: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError.one(flag, (path,), f"cannot write: {exc.strerror}") from None
+    print(f"emitter: HTML report written to {path}", file=sys.stderr, flush=True)

@@ -368,8 +368,8 @@ def timeline_chart(
     name: str,
     title: str,
     rows: Sequence[str],
-    bars: dict[str, tuple[Sequence[str], Sequence[float], Sequence[float], Sequence[str]]],
-    points: dict[str, tuple[Sequence[str], Sequence[float], Sequence[str]]] | None = None,
+    bars: Mapping[str, tuple[Sequence[str], Sequence[float], Sequence[float], Sequence[str]]],
+    points: Mapping[str, tuple[Sequence[str], Sequence[float], Sequence[str]]] | None = None,
 ) -> Any:
     """One row per item (a fault), bars for intervals (``label -> (row, start, end, tip)``) and points for
     instants (``label -> (row, time, tip)``), x in ms since the epoch."""
@@ -382,7 +382,7 @@ def timeline_chart(
         y_range=list(reversed(rows)),
         x_axis_type="datetime",
         width=WIDTH,
-        height=120 + 34 * max(1, len(rows)),
+        height=170 + 34 * max(1, len(rows)),
         tools="pan,xwheel_zoom,box_zoom,reset,save",
         toolbar_location="above",
         x_axis_label="time (UTC)",
@@ -408,7 +408,8 @@ def timeline_chart(
     fig.add_tools(HoverTool(tooltips=[("", "@tip")]))
     if fig.legend:
         fig.legend.click_policy = "hide"
-        fig.legend.location = "top_left"
+        fig.add_layout(fig.legend[0], "below")
+        fig.legend.orientation = "horizontal"
     return fig
 
 
@@ -418,6 +419,7 @@ p {{ max-width: {WIDTH}px; }}
 table {{ border-collapse: collapse; font-size: 13px; margin: 6px 0 12px; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; vertical-align: top; }}
 .chart {{ margin: 6px 0 18px; }}
+.side {{ display: flex; flex-wrap: wrap; gap: 8px 24px; align-items: flex-start; }}
 """
 
 # Charts are drawn when they scroll near the window (each one costs the browser about 60 ms to lay out and
@@ -445,25 +447,32 @@ _LAZY = """
 
 
 def page(title: str, blocks: Sequence[Any]) -> str:
-    """One self-contained HTML file holding ``blocks`` (HTML strings, or bokeh charts) top to bottom;
-    bokeh's scripts are inlined, so nothing is fetched when it is opened."""
+    """One self-contained HTML file holding ``blocks`` top to bottom: HTML strings, bokeh charts, or tuples
+    of charts side by side; bokeh's scripts are inlined, so nothing is fetched when it is opened."""
     import json
 
     from bokeh.embed import json_item
     from bokeh.embed.bundle import bundle_for_objs_and_resources
     from bokeh.resources import INLINE
 
-    charts = [b for b in blocks if not isinstance(b, str)]
+    charts: list[Any] = []
     items: dict[str, Any] = {}
     body = []
+
+    def place(chart: Any) -> str:
+        cid = f"chart-{len(items)}"
+        charts.append(chart)
+        items[cid] = json_item(chart, cid)
+        h = int(getattr(chart, "height", 300) or 300) + 40
+        return f"<div class='chart' id='{cid}' data-name='{_esc(chart.name or '')}' style='min-height:{h}px'></div>"
+
     for b in blocks:
         if isinstance(b, str):
             body.append(b)
-            continue
-        cid = f"chart-{len(items)}"
-        items[cid] = json_item(b, cid)
-        h = int(getattr(b, "height", 300) or 300) + 40
-        body.append(f"<div class='chart' id='{cid}' data-name='{_esc(b.name or '')}' style='min-height:{h}px'></div>")
+        elif isinstance(b, tuple):  # side by side
+            body.append("<div class='side'>" + "".join(place(c) for c in b) + "</div>")
+        else:
+            body.append(place(b))
     data = json.dumps(items, separators=(",", ":")).replace("</", "<\\/")
     scripts = bundle_for_objs_and_resources(charts, INLINE).scripts() if charts else ""
     return (

@@ -25,12 +25,12 @@ from ..core.spec import Workflow
 from .charts import Window, graph_chart, heading, page, para, table, time_chart
 from .record import RunRecorder
 
-__all__ = ["fault_windows", "run_report"]
+__all__ = ["fault_windows", "iso_ms", "run_report"]
 
 MAX_FAULT_SERIES = 20
 
 
-def _ms(iso: str | None) -> float | None:
+def iso_ms(iso: str | None) -> float | None:
     if not iso:
         return None
     return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000
@@ -43,10 +43,10 @@ def fault_windows(truth: Sequence[Mapping[str, Any]], end_ms: float) -> list[Win
     for r in truth:
         if r.get("type") != "fault":
             continue
-        start = _ms(r.get("start"))
+        start = iso_ms(r.get("start"))
         if start is None:
             continue
-        end = _ms(r.get("end"))
+        end = iso_ms(r.get("end"))
         out.append(Window(start, end if end is not None else end_ms, f"{r['id']} ({r['kind']})"))
     return out
 
@@ -114,7 +114,7 @@ def run_report(
     writes them); ``load`` (when known) draws the sessions the open model expects; ``extra`` adds rows to
     the identity table (the run's outcome, say)."""
     manifest = next((r for r in truth if r.get("type") == "manifest"), {})
-    start_ms = _ms(manifest.get("start")) or 0.0
+    start_ms = iso_ms(manifest.get("start")) or 0.0
     start_us = round(start_ms * 1000)
     sim = rec.sim
     width_s = sim.width / 1e6

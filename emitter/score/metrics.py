@@ -44,7 +44,17 @@ def _delay_stats(delays: Sequence[float | None]) -> dict[str, float | None]:
     return {"mean_delay_s": sum(got) / len(got) if got else None, "max_delay_s": max(got) if got else None}
 
 
-def _event_level(truth: Truth, ev: _Events, rows: list[dict[str, Any]]) -> dict[str, Any]:
+TIMELINE_POINTS = 2_000  # flagged events a timeline row draws at most (evenly thinned past this)
+
+
+def _thin(t: Any) -> list[int]:
+    t = np.sort(np.asarray(t, np.int64))
+    if len(t) > TIMELINE_POINTS:
+        t = t[np.linspace(0, len(t) - 1, TIMELINE_POINTS).astype(np.intp)]
+    return [int(v) for v in t]
+
+
+def _event_level(truth: Truth, ev: _Events, rows: list[dict[str, Any]], timeline: dict[str, Any]) -> dict[str, Any]:
     a, f = ev.anomalous, ev.flagged
     tp = int(np.count_nonzero(a & f))
     fp = int(np.count_nonzero(~a & f))
@@ -83,6 +93,7 @@ def _event_level(truth: Truth, ev: _Events, rows: list[dict[str, Any]]) -> dict[
             n_flagged = int(np.count_nonzero(fk))
             onset = max(0, int(tk.min()) - flt.start_us) / 1e6 if len(tk) else None
             delay = max(0, int(tk[fk].min()) - flt.start_us) / 1e6 if n_flagged else None
+            timeline.setdefault("flagged", {})[flt.label] = _thin(tk[fk])
             rows[i]["event_level"] = {
                 "events": len(tk),
                 "flagged": n_flagged,
@@ -90,6 +101,7 @@ def _event_level(truth: Truth, ev: _Events, rows: list[dict[str, Any]]) -> dict[
                 "onset_s": onset,
                 "delay_s": delay,
             }
+    timeline["false_alarms"] = _thin(ev.ts[~a & f])
     delays = [r["event_level"]["delay_s"] for r in rows]
     return {
         "events": len(a),
@@ -109,13 +121,19 @@ def _event_level(truth: Truth, ev: _Events, rows: list[dict[str, Any]]) -> dict[
 
 
 def _interval_level(
-    truth: Truth, det: Detections, run_end_us: int | None, grace_us: int, rows: list[dict[str, Any]]
+    truth: Truth,
+    det: Detections,
+    run_end_us: int | None,
+    grace_us: int,
+    rows: list[dict[str, Any]],
+    timeline: dict[str, Any],
 ) -> dict[str, Any]:
     ds, de = det.starts, det.ends
     names = sorted({s for s in det.services if s is not None})
     code = {s: i for i, s in enumerate(names)}
     svc = np.array([-1 if s is None else code[s] for s in det.services], np.int64)
     matched_any = np.zeros(len(ds), bool)
+    matched_by: list[list[str]] = [[] for _ in range(len(ds))]
     delays: list[float | None] = []
     for i, flt in enumerate(truth.faults):
         end = flt.end_us if flt.end_us is not None else run_end_us
@@ -124,10 +142,13 @@ def _interval_level(
         svc_ok = (svc == -1) | np.isin(svc, allowed)
         m = (ds <= we) & (de >= flt.start_us) & svc_ok
         matched_any |= m
+        for k in np.flatnonzero(m):
+            matched_by[k].append(flt.label)
         n = int(np.count_nonzero(m))
         delay = max(0, int(ds[m].min()) - flt.start_us) / 1e6 if n else None
         delays.append(delay)
         rows[i]["interval_level"] = {"detected": n > 0, "detections": n, "delay_s": delay}
+    timeline["detections"] = [(int(ds[k]), int(de[k]), det.services[k], matched_by[k]) for k in range(len(ds))]
     n_faults = len(truth.faults)
     detected = sum(d is not None for d in delays)
     true_det = int(np.count_nonzero(matched_any))
@@ -202,12 +223,13 @@ def score(
         }
         for f in truth.faults
     ]
+    timeline: dict[str, Any] = {"run_end_us": run_end}
     event_level = None
     if events is not None and (det.event_lines > 0 or det.n_intervals == 0):
-        event_level = _event_level(truth, events, rows)
+        event_level = _event_level(truth, events, rows, timeline)
     interval_level = None
     if det.n_intervals > 0 or det.event_lines == 0:
-        interval_level = _interval_level(truth, det, run_end, grace_us, rows)
+        interval_level = _interval_level(truth, det, run_end, grace_us, rows, timeline)
 
     known = {f.id for f in truth.faults}
     unknown = sorted({fid for c in events.combos for fid in c} - known) if events is not None else []
@@ -241,4 +263,4 @@ def score(
         "interval_level": interval_level,
         "faults": rows,
     }
-    return ScoreReport(data)
+    return ScoreReport(data, timeline)

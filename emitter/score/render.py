@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -12,6 +12,10 @@ class ScoreReport:
     """The scores: ``data`` is plain JSON (see the module docstring); ``render`` is the readable table."""
 
     data: dict[str, Any]
+    # what a timeline draws, not part of the JSON: "detections" (start µs, end µs, service, labels of the
+    # fault intervals each matched), "flagged" (per fault label, the flagged events' times, µs, thinned to
+    # TIMELINE_POINTS) and "false_alarms" (flagged events no fault touched), "run_end_us"
+    timeline: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(self.data, indent=2)

@@ -31,6 +31,7 @@ from .assemble import Assembler, Counts, ObservedEvent
 from .otlp import Sessionizer, root_calls_from_proto
 from .readers import AiokafkaReader, ConfluentReader, Reader
 from .report import Report, build_report
+from .stats import max_error_band
 
 __all__ = ["LiveOptions", "LiveResult", "open_reader", "validate_kafka"]
 
@@ -69,6 +70,8 @@ class Look:
     cumulative: str
     window: str
     rejected_rows: list[str] = field(default_factory=list)
+    max_abs_error: float | None = None  # the learned matrix's worst cell so far (cumulative)
+    row_n: dict[str, int] = field(default_factory=dict)  # departures per judged row ("group|state"), for the band
 
 
 @dataclass
@@ -85,6 +88,22 @@ class LiveResult:
     @property
     def alarms(self) -> list[Look]:
         return [lk for lk in self.looks if lk.cumulative == "rejected" or lk.window == "rejected"]
+
+
+def error_band(rep: Report, looks: list[Look]) -> list[dict[str, float]]:
+    """Per look, the 2.5 %, 50 % and 97.5 % points of the worst cell's error a stream following the workflow
+    would show with that look's row counts (:func:`~.stats.max_error_band`, seeded per look)."""
+    declared = {
+        f"{r['group']}|{r['state']}": [c["declared"] for c in r["cells"] if c["declared"] > 0] for r in rep.rows
+    }
+    out = []
+    for k, lk in enumerate(looks):
+        rows = [(n, declared[key]) for key, n in lk.row_n.items() if declared.get(key)]
+        if not rows:
+            continue
+        lo, mid, hi = max_error_band(rows, seed=k)
+        out.append({"events": lk.events, "lo": lo, "median": mid, "hi": hi})
+    return out
 
 
 def open_reader(s: KafkaSettings, client: str, group: str | None, from_beginning: bool) -> Reader:
@@ -182,6 +201,8 @@ class _Looks:
             cum.verdict,
             win.verdict,
             [r["state"] for r in (*cum.rows, *win.rows) if r["verdict"] == "REJECTED"],
+            cum.data["summary"]["max_abs_error"],
+            {f"{r['group']}|{r['state']}": r["n"] for r in cum.rows if not r["thin"] and r["n"]},
         )
         self.looks.append(look)
         return look
@@ -315,6 +336,7 @@ async def validate_kafka(
         "stopped_by": stopped_by,
         "looks": [lk.__dict__ for lk in looks.looks],
         "note": "live looks at doubling checkpoints spend alpha/2^(k+1) each; the verdict is the fixed-sample test",
+        "band": error_band(rep, looks.looks),
     }
     return LiveResult(
         rep,

@@ -1,4 +1,5 @@
-"""Goodness-of-fit arithmetic: Pearson's X² with an exact (Monte-Carlo) fallback, Holm, Wilson intervals."""
+"""Goodness-of-fit arithmetic: Pearson's X² with an exact (Monte-Carlo) fallback, Holm, Wilson intervals, and
+the band the largest estimation error falls in when the stream follows the workflow."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as sps
 
-__all__ = ["GofResult", "holm", "pearson_gof", "wilson"]
+__all__ = ["GofResult", "holm", "max_error_band", "pearson_gof", "wilson"]
 
 MIN_EXPECTED = 5.0  # the chi-square approximation needs about this many expected counts per cell
 MC_DRAWS = 20_000
@@ -71,3 +72,29 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     centre = (ph + z * z / (2 * n)) / denom
     half = z * math.sqrt(ph * (1 - ph) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+BAND_DRAWS = 2_000
+
+
+def max_error_band(
+    rows: Sequence[tuple[int, Sequence[float]]],
+    quantiles: Sequence[float] = (0.025, 0.5, 0.975),
+    *,
+    seed: int = 0,
+    draws: int = BAND_DRAWS,
+) -> list[float]:
+    """Quantiles of the largest ``|observed - declared|`` over every cell of ``rows`` (each ``(n, declared
+    probabilities)``) when each row's ``n`` departures are drawn from its declared probabilities: the range
+    a stream that follows the workflow puts the learned matrix's worst cell in (Monte Carlo, ``draws``
+    samples from a generator seeded by ``seed``)."""
+    rng = np.random.default_rng(seed)
+    worst = np.zeros(draws)
+    for n, probs in rows:
+        if n <= 0:
+            continue
+        p = np.asarray(probs, np.float64)
+        p = p / p.sum()
+        k = rng.multinomial(n, p, size=draws)
+        worst = np.maximum(worst, np.abs(k / n - p).max(axis=1))
+    return [float(v) for v in np.quantile(worst, quantiles)]
