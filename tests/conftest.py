@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ("tests.browser.fixtures",)  # the browser, for the report tests (also the live ones)
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / "workflows"
 START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z

@@ -125,7 +125,7 @@ def run_report(
     windows = fault_windows(truth, end_ms)
     blocks: list[Any] = [
         heading(f"emitter run report: {manifest.get('run_id', '')}", 1, name="title"),
-        table(_identity(manifest, rec, extra or {}), header=("", ""), name="identity"),
+        table(_identity(manifest, rec, extra or {}), name="identity"),
     ]
 
     # ---- the schedule against the wall clock ----
@@ -186,35 +186,41 @@ def run_report(
     # ---- traffic over simulated time ----
     blocks.append(heading("Traffic (simulated time)"))
     started = sim.view("sessions_started") / width_s
-    traffic: dict[str, Any] = {
-        "API calls / s": sim.view("events") / width_s,
-        "sessions started / s": started,
-    }
-    dashed: list[str] = []
-    if load is not None and not load.closed and not load.dataset and n:
-        traffic["sessions expected / s (load model)"] = _expected_sessions(load, start_us, t_us, sim.width)
-        dashed.append("sessions expected / s (load model)")
     active = np.cumsum(sim.view("sessions_started") - sim.view("sessions_ended"))
-    traffic["sessions in flight"] = active
     blocks.append(
         para(
             html.escape(
-                f"Per {width_s:g} s of simulated time: calls, sessions started against the rate the load model "
-                "sets (open model: the arrival rate times the profile), and sessions in flight at each bin's end."
+                f"Per {width_s:g} s of simulated time: the API calls made and the sessions in flight at each bin's "
+                "end; then the sessions started against the rate the load model sets (open model: the arrival "
+                "rate times the profile)."
             )
         )
     )
     blocks.append(
         time_chart(
             "traffic",
-            "traffic",
+            "API calls and sessions in flight",
             x,
-            traffic,
-            y_label="per second",
+            {"API calls / s": sim.view("events") / width_s, "sessions in flight": active},
+            y_label="calls / s",
             windows=windows,
-            dashed=dashed,
             right=("sessions in flight",),
             right_label="sessions in flight",
+        )
+    )
+    sessions: dict[str, Any] = {"sessions started / s": started}
+    if load is not None and not load.closed and not load.dataset and n:
+        sessions["sessions expected / s (load model)"] = _expected_sessions(load, start_us, t_us, sim.width)
+    blocks.append(
+        time_chart(
+            "sessions",
+            "sessions started against the load model",
+            x,
+            sessions,
+            y_label="sessions / s",
+            windows=windows,
+            dashed=("sessions expected / s (load model)",),
+            height=220,
         )
     )
     if rec.factor is not None:

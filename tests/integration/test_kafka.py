@@ -9,6 +9,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,7 +248,9 @@ def test_truth_goes_to_a_compacted_topic(kafka_bootstrap: str, topic: str) -> No
     assert asyncio.run(cleanup_policy()) == "compact"
 
 
-def test_live_validator_sees_drift_in_a_window(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+def test_live_validator_sees_drift_in_a_window(
+    kafka_bootstrap: str, topic: str, tmp_path: Path, open_report: Any
+) -> None:
     """The chain changes mid-stream: the window looks catch it, and the verdict rejects."""
     text = (WORKFLOWS / "ecommerce.yaml").read_text()
     drifted = tmp_path / "drifted.yaml"
@@ -285,12 +288,26 @@ def test_live_validator_sees_drift_in_a_window(kafka_bootstrap: str, topic: str,
         "3",
         "--report",
         str(tmp_path / "r.json"),
+        "--html",
+        str(tmp_path / "r.html"),
     )
     assert v.returncode == 1
     rep = json.loads((tmp_path / "r.json").read_text())
     looks = rep["live"]["looks"]
     assert looks[0]["window"] == "consistent"  # the first 10,000 records come from the declared chain
     assert any(lk["window"] == "rejected" and "/api/cart" in lk["rejected_rows"] for lk in looks)
+    # the worst cell's error: inside the sampling band while the stream follows the workflow, above it
+    # once half of it has drifted (the band is the 95 % range of that error under the declared chain)
+    band = {b["events"]: b for b in rep["live"]["band"]}
+    first, last = looks[0], looks[-1]
+    assert band[first["events"]]["lo"] <= first["max_abs_error"] <= band[first["events"]]["hi"]
+    assert last["max_abs_error"] > 2 * band[last["events"]]["hi"]
+    page = open_report(tmp_path / "r.html")
+    assert page.messages == []
+    assert "convergence" in page.names()
+    ys = page.series("convergence", "max |learned - declared|")
+    assert ys == pytest.approx([lk["max_abs_error"] for lk in looks], rel=1e-5)  # drawn to 6 digits
+    page.shot("validation-report-live")
 
 
 def test_backpressure_drop_policy_counts_and_reports(kafka_bootstrap: str, topic: str) -> None:
