@@ -93,7 +93,13 @@ def print_profile(prof: cProfile.Profile, title: str, top: int = 25, also: str |
 
 
 def run_at_max_speed(
-    wf: Any, sink: Any, sessions: int, seed: int, start_us: int, profile: cProfile.Profile | None = None
+    wf: Any,
+    sink: Any,
+    sessions: int,
+    seed: int,
+    start_us: int,
+    profile: cProfile.Profile | None = None,
+    observers: list[Any] | None = None,
 ) -> Any:
     """Simulate ``sessions`` of ``wf`` into ``sink`` as fast as possible; the run's stats, or an error if any
     event was not acknowledged."""
@@ -103,7 +109,8 @@ def run_at_max_speed(
     from emitter.runtime.pacing import Speed
     from emitter.runtime.runner import Runner
 
-    runner = Runner(Simulation(Model(wf), seed, Load(sessions=sessions), start_us), [sink], Speed(None))
+    sim = Simulation(Model(wf), seed, Load(sessions=sessions), start_us)
+    runner = Runner(sim, [sink], Speed(None), observers=observers)
     if profile is not None:
         profile.enable()
     try:
