@@ -74,7 +74,7 @@ class LoadSpec(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ScenarioFile(Struct, forbid_unknown_fields=True, kw_only=True):
-    """A scenario file. The run options' keys (seed, speed, start, sessions, duration, sinks, truth, progress,
+    """A scenario file. The run options' keys (seed, speed, start, sessions, duration, sinks, truth, report, progress,
     and load's arrival_rate, users, population) are those of :data:`~emitter.inputs.options.OPTIONS`."""
 
     WHAT: ClassVar[str] = "a mapping of scenario keys (workflow, load, faults, ...)"
@@ -96,6 +96,7 @@ class ScenarioFile(Struct, forbid_unknown_fields=True, kw_only=True):
     cascade_failure_rate: Probability | UnsetType = UNSET
     sinks: _opt("sink") | list[_opt("sink")] | UnsetType = UNSET  # type: ignore[valid-type]
     truth: _opt("truth") | UnsetType = UNSET  # type: ignore[valid-type]
+    report: _opt("report") | UnsetType = UNSET  # type: ignore[valid-type]
     progress: _opt("progress") | UnsetType = UNSET  # type: ignore[valid-type]
 
 

@@ -175,9 +175,10 @@ def time_chart(
     )
     if fig.legend:
         fig.legend.click_policy = "hide"
-        fig.legend.location = "top_left"
         fig.legend.label_text_font_size = "10px"
-        fig.legend.background_fill_alpha = 0.6
+        fig.legend.spacing = 0
+        fig.legend.padding = 4
+        fig.add_layout(fig.legend[0], "right")  # beside the plot, never over the lines
     if not y_log:
         fig.y_range.start = 0
     return fig
@@ -193,7 +194,7 @@ def heatmap(
     diverging: bool = False,
     highlight_rows: Sequence[str] = (),
     extra: dict[str, Sequence[Sequence[str]]] | None = None,
-    size: int = 34,
+    size: int | None = None,
 ) -> Any:
     """A matrix as coloured cells (rows top to bottom), values written in the cells; ``diverging`` centres
     the colours on 0 (a difference); ``highlight_rows`` outlined in red; ``extra`` adds hover fields."""
@@ -203,6 +204,9 @@ def heatmap(
 
     v = np.asarray(values, np.float64)
     R, C = v.shape
+    if size is None:  # two matrices side by side fit in 1,280 pixels
+        size = max(16, min(34, 360 // max(C, 1)))
+    show = size >= 22  # numbers in the cells when they fit (always on hover)
     data: dict[str, list[Any]] = {"row": [], "col": [], "value": [], "text": [], "line": []}
     for k in extra or {}:
         data[k] = []
@@ -213,7 +217,8 @@ def heatmap(
             data["row"].append(rows[i])
             data["col"].append(cols[j])
             data["value"].append(float(x) if math.isfinite(x) else float("nan"))
-            data["text"].append("" if not math.isfinite(x) or (abs(x) < 0.0005 and not diverging) else f"{x:.2f}")
+            blank = not show or not math.isfinite(x) or (abs(x) < 0.0005 and not diverging)
+            data["text"].append("" if blank else f"{x:.2f}")
             data["line"].append(FAULT_FILL if rows[i] in hl else None)
             for k, m in (extra or {}).items():
                 data[k].append(m[i][j])
@@ -228,8 +233,8 @@ def heatmap(
         title=title,
         x_range=list(cols),
         y_range=list(reversed(rows)),
-        width=min(WIDTH, 220 + size * C),
-        height=110 + size * R,
+        width=min(WIDTH, 240 + size * C),
+        height=130 + size * R,
         tools="save,reset",
         toolbar_location="above",
         x_axis_location="above",
@@ -252,7 +257,7 @@ def heatmap(
         source=src,
         text_align="center",
         text_baseline="middle",
-        text_font_size="9px",
+        text_font_size="8px",
         text_color="#222222" if diverging else "#ffffff",
     )
     fig.add_layout(ColorBar(color_mapper=mapper, ticker=BasicTicker(desired_num_ticks=6), width=10), "right")
