@@ -12,7 +12,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, TextIO
 
 from ..core.engine import Simulation
@@ -24,7 +23,7 @@ from ..core.model import Model
 from ..core.spec import Workflow
 from ..core.streams import stream, workflow_seed
 from ..core.truth import truth_records
-from ..errors import ConfigError
+from ..errors import ConfigError, one_line
 from ..inputs.options import option
 from ..report.record import RunRecorder
 from ..report.run import run_report
@@ -33,6 +32,7 @@ from ..runtime.progress import Progress, format_summary
 from ..runtime.runner import CLOSED_PIPE, Runner, RunStats
 from ..sinks.base import Sink, open_sink
 from ..sinks.truth import write_truth
+from .outputs import check_writable
 
 __all__ = ["RunConfig", "build_simulation", "run_async", "run_sync"]
 
@@ -167,9 +167,9 @@ async def run_async(
 ) -> tuple[int, RunStats, Runner]:
     err = stderr or sys.stderr
     sim, seed, dyn = build_simulation(cfg)
-    report_fh = _open_report(cfg.report) if cfg.report else None  # refused now, not after the run
+    report = report_path(cfg.report) if cfg.report else None  # refused now, not after the run
     sink_objs = sinks if sinks is not None else [open_sink(u) for u in cfg.sinks]
-    recorder = RunRecorder(cfg.speed.factor, len(dyn.fault_ids)) if report_fh else None
+    recorder = RunRecorder(cfg.speed.factor, len(dyn.fault_ids)) if report else None
     runner = Runner(sim, sink_objs, cfg.speed, observers=[recorder] if recorder else None)
     names = " + ".join(f"{wf.name!r}" + (f" ({w:.0%})" if len(cfg.weighted) > 1 else "") for wf, w in cfg.weighted)
     print(
@@ -214,8 +214,10 @@ async def run_async(
             loop.remove_signal_handler(signum)
     print(format_summary(runner, sim, seed), file=err, flush=True)
     st = runner.stats
-    if report_fh and recorder:
-        _write_report(report_fh, recorder, recs, cfg, sim.load, st, err)
+    report_ok = True
+    if report and recorder:
+        broken = runner.observer_errors[0] if runner.observer_errors else None
+        report_ok = _write_report(report, recorder, recs, cfg, sim.load, st, broken, err)
     if st.error:
         code = EXIT_USAGE if st.input_error else EXIT_FAILED
     elif st.stopped_by == "SIGINT":
@@ -225,28 +227,50 @@ async def run_async(
     elif st.stopped_by == CLOSED_PIPE:
         code = EXIT_PIPE
         _quiet_stdout()
-    elif any(s.stats.failed for s in sink_objs):
+    elif any(s.stats.failed for s in sink_objs) or not report_ok:
         code = EXIT_FAILED
     else:
         code = EXIT_OK
     return code, st, runner
 
 
-def _open_report(path: str) -> TextIO:
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "w", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError.one("--report", (path,), f"cannot write: {exc.strerror}") from None
+def report_path(uri: str) -> str:
+    """Where ``--report`` writes (``file:PATH`` or a path), checked before the run: a run's work is not
+    lost to an unwritable report at its end. Nothing is created or truncated yet."""
+    path = uri[5:] if uri.startswith("file:") else uri
+    check_writable(path, "--report")
+    return path
 
 
 def _write_report(
-    fh: TextIO, rec: RunRecorder, truth: list[dict[str, Any]], cfg: RunConfig, load: Load, st: RunStats, err: TextIO
-) -> None:
+    path: str,
+    rec: RunRecorder,
+    truth: list[dict[str, Any]],
+    cfg: RunConfig,
+    load: Load,
+    st: RunStats,
+    broken: str | None,
+    err: TextIO,
+) -> bool:
+    """Write the report beside its destination, then move it there (a reader never sees half a page; a
+    failure leaves the last report as it was). A failure is one line, not a traceback: the run's own
+    outcome stands."""
     outcome = {"ended by": st.stopped_by or ("error: " + st.error if st.error else "the load's end")}
-    with fh:
-        fh.write(run_report(rec, truth, [wf for wf, _ in cfg.weighted], load=load, extra=outcome))
-    print(f"emitter: run report written to {fh.name}", file=err, flush=True)
+    if broken:
+        outcome["report"] = f"incomplete: recording stopped at an error ({broken})"
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        text = run_report(rec, truth, [wf for wf, _ in cfg.weighted], load=load, extra=outcome)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except Exception as exc:  # noqa: BLE001 - the report is an extra: say why, keep the run's result
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        print(f"emitter: error: --report: {path}: not written: {one_line(str(exc)) or type(exc).__name__}", file=err)
+        return False
+    print(f"emitter: run report written to {path}", file=err, flush=True)
+    return True
 
 
 def _on_signal(runner: Runner, name: str, err: TextIO) -> None:

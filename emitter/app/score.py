@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .validate import check_writable, write_html
+from .outputs import check_writable, write_html
 
 __all__ = ["score_command"]
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
 from ..inputs.workflow import load_workflow
+from .outputs import check_writable, write_html
 
-__all__ = ["ValidateRequest", "check_writable", "validate", "write_html"]
+__all__ = ["ValidateRequest", "validate"]
 
 
 @dataclass(frozen=True)
@@ -83,23 +83,3 @@ def validate(req: ValidateRequest) -> int:
         write_html(req.html, "--html", validation_report(rep.data))
     print(rep.render(all_rows=req.all_rows), flush=True)
     return rep.exit_code
-
-
-def check_writable(path: str, flag: str = "--report") -> None:
-    """A one-line input error unless ``path`` (given as ``flag``) can be written: checked before the work."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError.one(flag, (path,), "is a directory, not a file")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ConfigError.one(flag, (path,), f"no such directory {str(parent)!r}")
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise ConfigError.one(flag, (path,), "cannot write there (permission denied)")
-
-
-def write_html(path: str, flag: str, text: str) -> None:
-    try:
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError.one(flag, (path,), f"cannot write: {exc.strerror}") from None
-    print(f"emitter: HTML report written to {path}", file=sys.stderr, flush=True)

@@ -133,11 +133,14 @@ def time_chart(
     if right:
         fig.extra_y_ranges = {"right": DataRange1d(start=0)}
         fig.add_layout(LinearAxis(y_range_name="right", axis_label=right_label), "right")
+    left_lines: list[Any] = []
+    right_lines: list[Any] = []
     for i, (label, y) in enumerate(series.items()):
-        src = ColumnDataSource({"x": xs, "y": _clean(y)})
+        ys = _clean(y)
+        src = ColumnDataSource({"x": xs, "y": ys})
         color = PALETTE[i % len(PALETTE)]
         where = {"y_range_name": "right"} if label in right else {}
-        fig.line(
+        line = fig.line(
             x="x",
             y="y",
             source=src,
@@ -148,8 +151,20 @@ def time_chart(
             name=label,
             **where,
         )
+        (right_lines if label in right else left_lines).append(line)
         if len(xs) <= 30:  # a short run: a handful of points, each one visible
             fig.scatter(x="x", y="y", source=src, color=color, size=6, legend_label=label, **where)
+        else:  # a value with no neighbour draws no line: a dot instead
+            v = np.isfinite(np.asarray(ys, np.float64))
+            alone = v & ~np.concatenate(([False], v[:-1])) & ~np.concatenate((v[1:], [False]))
+            if alone.any():
+                lone = {"x": [xs[k] for k in np.flatnonzero(alone)], "y": [ys[k] for k in np.flatnonzero(alone)]}
+                fig.scatter(
+                    x="x", y="y", source=ColumnDataSource(lone), color=color, size=4, legend_label=label, **where
+                )
+    if right:  # each axis fits its own lines (an auto range otherwise spans every line on the chart)
+        fig.extra_y_ranges["right"].renderers = right_lines
+        fig.y_range = DataRange1d(start=None if y_log else 0, renderers=left_lines)
     for label, (mx, my) in (marks or {}).items():
         if len(mx):
             fig.scatter(list(mx), _clean(my), marker="x", size=10, color=FAULT_FILL, line_width=2, legend_label=label)
@@ -158,7 +173,7 @@ def time_chart(
         fig.add_layout(
             Label(
                 x=w.start,
-                y=4 + 14 * (k % 3),
+                y=4 + 13 * (k % 6),
                 y_units="screen",
                 text=w.label,
                 text_font_size="10px",
@@ -178,6 +193,7 @@ def time_chart(
         fig.legend.label_text_font_size = "10px"
         fig.legend.spacing = 0
         fig.legend.padding = 4
+        fig.legend.ncols = max(1, math.ceil(len(fig.legend.items) / max(1, (height - 40) // 19)))  # all shown
         fig.add_layout(fig.legend[0], "right")  # beside the plot, never over the lines
     if not y_log:
         fig.y_range.start = 0
@@ -193,11 +209,13 @@ def heatmap(
     *,
     diverging: bool = False,
     highlight_rows: Sequence[str] = (),
+    faded_rows: Sequence[str] = (),
     extra: dict[str, Sequence[Sequence[str]]] | None = None,
     size: int | None = None,
 ) -> Any:
     """A matrix as coloured cells (rows top to bottom), values written in the cells; ``diverging`` centres
-    the colours on 0 (a difference); ``highlight_rows`` outlined in red; ``extra`` adds hover fields."""
+    the colours on 0 (a difference); ``highlight_rows`` outlined in red; ``faded_rows`` drawn pale (and
+    left out of the colour range); ``extra`` adds hover fields."""
     from bokeh.models import BasicTicker, ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
     from bokeh.palettes import RdBu11, Viridis256
     from bokeh.plotting import figure
@@ -207,10 +225,10 @@ def heatmap(
     if size is None:  # two matrices side by side fit in 1,280 pixels
         size = max(16, min(34, 360 // max(C, 1)))
     show = size >= 22  # numbers in the cells when they fit (always on hover)
-    data: dict[str, list[Any]] = {"row": [], "col": [], "value": [], "text": [], "line": []}
+    data: dict[str, list[Any]] = {"row": [], "col": [], "value": [], "text": [], "line": [], "alpha": []}
     for k in extra or {}:
         data[k] = []
-    hl = set(highlight_rows)
+    hl, faded = set(highlight_rows), set(faded_rows)
     for i in range(R):
         for j in range(C):
             x = v[i, j]
@@ -220,9 +238,11 @@ def heatmap(
             blank = not show or not math.isfinite(x) or (abs(x) < 0.0005 and not diverging)
             data["text"].append("" if blank else f"{x:.2f}")
             data["line"].append(FAULT_FILL if rows[i] in hl else None)
+            data["alpha"].append(0.3 if rows[i] in faded else 1.0)
             for k, m in (extra or {}).items():
                 data[k].append(m[i][j])
-    finite = v[np.isfinite(v)]
+    keep = np.array([r not in faded for r in rows], bool)
+    finite = v[keep][np.isfinite(v[keep])]  # the colours' range: the rows that count
     if diverging:
         lim = max(0.01, float(np.max(np.abs(finite))) if finite.size else 0.01)
         mapper = LinearColorMapper(palette=list(reversed(RdBu11)), low=-lim, high=lim, nan_color="#f4f4f4")
@@ -247,6 +267,7 @@ def heatmap(
         height=1,
         source=src,
         fill_color={"field": "value", "transform": mapper},
+        fill_alpha="alpha",
         line_color="line",
         line_width=3,
     )
@@ -451,6 +472,15 @@ _LAZY = """
 """
 
 
+def _quiet_blocks(blocks: Sequence[Any]) -> Sequence[Any]:
+    """An empty run draws charts with no lines: bokeh's check would warn on the terminal about each."""
+    from bokeh.core.validation import silence
+    from bokeh.core.validation.warnings import MISSING_RENDERERS
+
+    silence(MISSING_RENDERERS, True)
+    return blocks
+
+
 def page(title: str, blocks: Sequence[Any]) -> str:
     """One self-contained HTML file holding ``blocks`` top to bottom: HTML strings, bokeh charts, or tuples
     of charts side by side; bokeh's scripts are inlined, so nothing is fetched when it is opened."""
@@ -471,14 +501,15 @@ def page(title: str, blocks: Sequence[Any]) -> str:
         h = int(getattr(chart, "height", 300) or 300) + 40
         return f"<div class='chart' id='{cid}' data-name='{_esc(chart.name or '')}' style='min-height:{h}px'></div>"
 
-    for b in blocks:
+    for b in _quiet_blocks(blocks):
         if isinstance(b, str):
             body.append(b)
         elif isinstance(b, tuple):  # side by side
             body.append("<div class='side'>" + "".join(place(c) for c in b) + "</div>")
         else:
             body.append(place(b))
-    data = json.dumps(items, separators=(",", ":")).replace("</", "<\\/")
+    # no "<" left in the data: "</script>" or "<!--" inside a name cannot end or hide the script element
+    data = json.dumps(items, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
     scripts = bundle_for_objs_and_resources(charts, INLINE).scripts() if charts else ""
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"

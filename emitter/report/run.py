@@ -38,10 +38,11 @@ def iso_ms(iso: str | None) -> float | None:
 
 def fault_windows(truth: Sequence[Mapping[str, Any]], end_ms: float) -> list[Window]:
     """The faults' intervals (ms since the epoch), each labelled with its id and kind; an open-ended one
-    (the cascade's) ends at ``end_ms``."""
+    ends at ``end_ms``. The cascade (a share of all sessions, the whole run long) is not shaded: it would
+    cover every chart; the table of fault intervals lists it."""
     out = []
     for r in truth:
-        if r.get("type") != "fault":
+        if r.get("type") != "fault" or r.get("kind") == "cascade":
             continue
         start = iso_ms(r.get("start"))
         if start is None:
@@ -132,16 +133,16 @@ def run_report(
     wall = rec.wall
     wn = max(wall.used, 1)
     wx = list(np.arange(wn) * wall.width)
-    sent = wall.view("sent")[:wn] / wall.width
+    sent = wall.arrays["sent"][:wn] / wall.width
     blocks.append(heading("Emit rate: intended against actual (wall clock)"))
-    dropped = wall.view("dropped")[:wn]
-    failed = wall.view("failed")[:wn]
+    dropped = wall.arrays["dropped"][:wn]
+    failed = wall.arrays["failed"][:wn]
     marks: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
     for label, running in (("drops", dropped), ("sink failures", failed)):
         grew = np.flatnonzero(np.diff(np.concatenate(([0], np.maximum.accumulate(running)))) > 0)
         marks[label] = ([wx[i] for i in grew], [float(sent[i]) for i in grew])
     if rec.factor is not None:
-        due = wall.view("due")[:wn] / wall.width
+        due = wall.arrays["due"][:wn] / wall.width
         series = {"intended (due)": due, "actual (sent)": sent}
         note = (
             f"Events per wall-clock second: what the schedule meant to send at speed {rec.factor:g}x against "
@@ -175,7 +176,7 @@ def run_report(
                 "lag",
                 "worst lag behind the schedule",
                 wx,
-                {"lag (wall clock)": wall.view("lag_max")[:wn]},
+                {"lag (wall clock)": wall.arrays["lag_max"][:wn]},
                 y_label="seconds",
                 x_label="wall-clock seconds since the run's start",
                 datetime=False,
@@ -210,7 +211,13 @@ def run_report(
     )
     sessions: dict[str, Any] = {"sessions started / s": started}
     if load is not None and not load.closed and not load.dataset and n:
-        sessions["sessions expected / s (load model)"] = _expected_sessions(load, start_us, t_us, sim.width)
+        expected = _expected_sessions(load, start_us, t_us, sim.width)
+        if load.sessions is not None:  # the model stops starting sessions at the count: so does the line
+            total = np.cumsum(sim.view("sessions_started"))
+            done = np.flatnonzero(total >= load.sessions)
+            if len(done):
+                expected[done[0] + 1 :] = np.nan
+        sessions["sessions expected / s (load model)"] = expected
     blocks.append(
         time_chart(
             "sessions",

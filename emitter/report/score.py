@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._version import __version__
+from ..core.truth import iso
 from .charts import heading, page, para, table, timeline_chart
 from .run import iso_ms
 
@@ -51,8 +52,9 @@ def score_report(data: Mapping[str, Any], timeline: Mapping[str, Any]) -> str:
     labels = [f["label"] for f in faults]
     run_end = timeline.get("run_end_us")
     dets = list(timeline.get("detections", []))
-    ends = [e for _, e, _, _ in dets] + ([run_end] if run_end else [])
-    open_end = max(ends) / 1000 if ends else None
+    # an open fault ends where the scorer ends it: at the run's last event (else the last detection)
+    ends = [e for _, e, _, _ in dets]
+    open_end = run_end / 1000 if run_end else max(ends) / 1000 if ends else None
     blocks: list[Any] = [
         heading(f"emitter score report: run {data.get('run_id') or '?'}", 1, name="title"),
         table(
@@ -107,7 +109,7 @@ def score_report(data: Mapping[str, Any], timeline: Mapping[str, Any]) -> str:
         win.add(f["label"], s, e, tip)
     hit, miss = _Bars(), _Bars()
     for start, end, svc, matched in dets:
-        tip = f"detection {start / 1e6:.3f}..{end / 1e6:.3f}" + (f" on {svc}" if svc else "")
+        tip = f"detection {iso(start)} to {iso(end)}" + (f" on {svc}" if svc else "")
         for label in matched or [NO_FAULT]:
             (hit if matched else miss).add(label, start / 1000, max(end, start + 1000) / 1000, tip)
     bars = {

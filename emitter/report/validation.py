@@ -57,6 +57,7 @@ def _matrices(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         "learned": learned,
         "extra": {"count": counts, "95% CI": ci},
         "rejected": [str(r["state"]) for r in rows if r["verdict"] == "REJECTED"],
+        "thin": [str(r["state"]) for r in rows if r["thin"]],
     }
 
 
@@ -136,13 +137,14 @@ def validation_report(data: Mapping[str, Any]) -> str:
                 html.escape(
                     "Rows: where a call leaves from (<entry> is a session's first call); columns: where it goes "
                     "(<leave> ends the session). Rows the test rejected are outlined in red; hover a cell for its "
-                    "count and 95 % interval. The difference is learned minus declared."
+                    "count and 95 % interval. The difference is learned minus declared. Pale rows are too thin to "
+                    "judge (too few departures); they do not set the colour scale."
                 )
             )
         )
         if m["rejected"]:
             blocks.append(para(f"<b>rejected rows:</b> {html.escape(', '.join(m['rejected']))}"))
-        common = {"highlight_rows": m["rejected"], "extra": m["extra"]}
+        common = {"highlight_rows": m["rejected"], "faded_rows": m["thin"], "extra": m["extra"]}
         src, tgt = m["sources"], m["targets"]
         blocks.append(
             (

@@ -155,7 +155,8 @@ class Runner:
         self.sinks = sinks
         self.speed = speed
         self.clock = clock or MonotonicClock()
-        self.observers = observers or []
+        self.observers = list(observers or [])
+        self.observer_errors: list[str] = []  # an observer that raised is dropped: the run goes on
         self.stats = RunStats()
         self._stop = asyncio.Event()
         self._t0 = 0.0
@@ -197,7 +198,7 @@ class Runner:
                     st.error = st.error or str(exc)
             st.wall_s = self.clock.now() - self._t0
             for o in self.observers:
-                o.finish(st.wall_s, *self._losses())
+                self._guard(o, o.finish, st.wall_s, *self._losses())
         return st
 
     def _losses(self) -> tuple[int, int]:
@@ -287,5 +288,12 @@ class Runner:
             st.lag.add(lag, len(part))
         if self.observers:
             wall = self.clock.now() - self._t0
-            for o in self.observers:
-                o.observe(part, lag, wall, *self._losses())
+            for o in list(self.observers):
+                self._guard(o, o.observe, part, lag, wall, *self._losses())
+
+    def _guard(self, o: Observer, call: Any, *args: Any) -> None:
+        try:
+            call(*args)
+        except Exception as exc:  # noqa: BLE001 - an observer (a report) never stops the stream
+            self.observers.remove(o)
+            self.observer_errors.append(f"{type(exc).__name__}: {exc}")

@@ -182,3 +182,24 @@ def test_broken_pipe_on_stdout_is_quiet() -> None:
     proc = subprocess.run(cmd, shell=True, capture_output=True, timeout=60, check=False)
     assert len(proc.stdout.splitlines()) == 3
     assert b"Traceback" not in proc.stderr
+
+
+def test_report_paths_are_checked_before_the_run_and_never_truncated_for_nothing(tmp_path: Path) -> None:
+    ecom = str(WORKFLOWS / "ecommerce.yaml")
+    base = ["run", ecom, "--sessions", "20", "--speed", "max", "--sink", "null", "--progress", "off"]
+    for where, needle in ((tmp_path / "no" / "such" / "r.html", "no such directory"), (tmp_path, "is a directory")):
+        proc = run_cli(*base, "--report", str(where))
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and needle in err and "Traceback" not in err, err
+        assert "done:" not in err  # refused before anything ran
+    keep = tmp_path / "keep.html"
+    keep.write_text("the last report")
+    proc = run_cli(*base, "--report", str(keep), "--truth", "file:/proc/nope/t.jsonl")  # fails after the check
+    assert proc.returncode == 2, proc.stderr.decode()
+    assert keep.read_text() == "the last report"
+    proc = run_cli(*base, "--report", f"file:{keep}")  # file:PATH, like --truth
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert keep.read_text().startswith("<!DOCTYPE html>") and not list(tmp_path.glob("*.tmp"))
+    for cmd in (["validate", ecom, "--source", str(keep)], ["score", "--truth", str(keep), "--detections", str(keep)]):
+        proc = run_cli(*cmd, "--html", str(tmp_path / "none" / "v.html"))
+        assert proc.returncode == 2 and "--html" in proc.stderr.decode() and b"Traceback" not in proc.stderr

@@ -213,3 +213,42 @@ def test_score_report_puts_detections_on_each_faults_row(tmp_path: Path, open_re
     assert all(window[1][0] <= t <= window[2][0] for t in flagged[1])
     assert "1 of 1" in page.page.inner_text("#scores")
     page.shot("score-report")
+
+
+def test_hostile_names_cannot_break_a_page(tmp_path: Path, open_report: Any) -> None:
+    """Names come from users' files and detectors' output: "</script>" or "<!--" in one must not end or
+    hide the page's script."""
+    events, truth = tmp_path / "e.jsonl", tmp_path / "t.jsonl"
+    _run(str(WORKFLOWS / "scenarios" / "payment-slowdown.yaml"), "--sink", f"file:{events}", "--truth", f"file:{truth}")
+    evil = 'x</script><!--<script>alert("x")</script>&amp;'
+    det = tmp_path / "d.jsonl"
+    det.write_text(json.dumps({"start": "2026-01-01T00:21:00Z", "end": "2026-01-01T00:22:00Z", "service": evil}) + "\n")
+    html = tmp_path / "s.html"
+    s = run_cli("score", "--truth", str(truth), "--detections", str(det), "--html", str(html))
+    assert s.returncode == 0, s.stderr.decode()
+    page = open_report(html)
+    assert page.messages == []
+    tips = page.chart("timeline", "return Array.from(m.renderers[2].data_source.data.tip);")
+    assert tips == [f"detection 2026-01-01T00:21:00.000000Z to 2026-01-01T00:22:00.000000Z on {evil}"]
+
+
+def test_run_report_of_a_counted_run_stops_expecting_sessions_at_the_count(tmp_path: Path, open_report: Any) -> None:
+    html = tmp_path / "r.html"
+    _run(str(WORKFLOWS / "ecommerce.yaml"), "--seed", "4", "--sessions", "300", "--speed", "max", "--sink", "null",
+         "--report", str(html))  # fmt: skip
+    page = open_report(html)
+    assert page.messages == []
+    x = np.array(page.chart("sessions", "return Array.from(m.renderers[0].data_source.data.x);"))
+    width = x[1] - x[0]
+    started = np.array(page.series("sessions", "sessions started / s")) * width / 1000
+    expected = np.array(
+        [np.nan if v is None else v for v in page.series("sessions", "sessions expected / s (load model)")]
+    )
+    assert round(started.sum()) == 300
+    last = int(np.flatnonzero(np.cumsum(started) >= 300 - 1e-6)[0])  # the bin of the 300th start
+    assert np.isfinite(expected[: last + 1]).all() and np.isnan(expected[last + 1 :]).all()
+    # the two axes of the traffic chart each fit their own lines
+    api = max(v for v in page.series("traffic", "API calls / s") if v is not None)
+    flight = max(v for v in page.series("traffic", "sessions in flight") if v is not None)
+    left, right = page.chart("traffic", "return [m.y_range.end, m.extra_y_ranges.right.end];")
+    assert api <= left < 1.5 * api and flight <= right < 1.5 * flight

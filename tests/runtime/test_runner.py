@@ -176,3 +176,29 @@ def test_lag_quantiles_never_exceed_the_max() -> None:
         # an upper bucket edge: at most one bucket (10^(7/57), about 1.33x) above the true weighted quantile
         assert true <= lag.quantile(q) <= true * 1.33
     assert lag.quantile(0.5) <= lag.quantile(0.99) <= lag.max
+
+
+def test_an_observer_that_raises_is_dropped_and_the_stream_goes_on() -> None:
+    """A run report's recorder failing mid-run costs the report, never the events."""
+
+    class Seen:
+        def __init__(self, fail_after: int | None) -> None:
+            self.fail_after, self.batches, self.finished = fail_after, 0, None
+
+        def observe(self, part: EventBatch, lag: float, wall_s: float, dropped: int, failed: int) -> None:
+            if self.fail_after is not None and self.batches >= self.fail_after:
+                raise ValueError("boom")
+            self.batches += 1
+
+        def finish(self, wall_s: float, dropped: int, failed: int) -> None:
+            self.finished = (dropped, failed)
+
+    good, bad = Seen(None), Seen(1)
+    sink = MemorySink()
+    runner = Runner(simulate(ecommerce(), 5, Load(sessions=6000)), [sink], Speed(None), FakeClock(), [bad, good])
+    asyncio.run(runner.run())
+    st = runner.stats
+    assert st.error is None and st.events == sink.stats.acked > 0
+    assert runner.observer_errors == ["ValueError: boom"]
+    assert bad.batches == 1 and bad.finished is None  # dropped at its first failure
+    assert good.batches > 1 and good.finished == (0, 0)
