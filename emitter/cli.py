@@ -135,6 +135,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write an HTML report: each fault's window with the detections that matched it on one "
         "timeline, and the detections that matched nothing",
     )
+    rp = sub.add_parser(
+        "report",
+        help="an HTML run report from a run's files (its events and truth)",
+        description="Write the run report (docs/reports.md) of a run made without --report, from its events "
+        "(JSON lines, .gz, Parquet, or - for standard input) and, for its identity and fault windows, its "
+        "truth file. The events hold the API calls: downstream services and the wall clock are what "
+        "emitter run --report records.",
+    )
+    rp.add_argument("events", nargs="+", metavar="EVENTS", help="the run's events: file:PATH, PATH or -")
+    rp.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+    rp.add_argument("--truth", metavar="FILE", help="the run's truth file (emitter run --truth)")
+    rp.add_argument(
+        "--workflow",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the run's workflow, for the service graph (repeatable)",
+    )
+    rp.add_argument("--run-id", metavar="ID", help="report only this run's events (default: the truth's run)")
     f = sub.add_parser(
         "fit",
         help="learn a runnable workflow from recorded traffic",
@@ -295,6 +314,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .app.score import score_command
 
             return score_command(args.truth, args.detections, args.events, args.grace, args.report, args.html)
+        if args.command == "report":
+            from .app.report import ReportRequest, report_command
+
+            return report_command(
+                ReportRequest(
+                    events=tuple(args.events),
+                    output=args.output,
+                    truth=args.truth,
+                    workflows=tuple(args.workflow),
+                    run_id=args.run_id,
+                )
+            )
         if args.command == "fit":
             from .app.fit import FitRequest, run_fit
 

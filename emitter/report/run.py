@@ -96,45 +96,21 @@ def _identity(manifest: Mapping[str, Any], rec: RunRecorder, extra: Mapping[str,
     faults = manifest.get("faults", [])
     rows.append(("faults", ", ".join(faults) if faults else "none"))
     rows.append(("events", f"{rec.events:,}"))
-    rows.append(("wall time", f"{rec.wall_s:,.2f} s"))
-    rows.append(("dropped / failed", f"{rec.dropped:,} / {rec.failed:,}"))
+    if rec.wall.used:  # recorded by the run itself (not read back from its files)
+        rows.append(("wall time", f"{rec.wall_s:,.2f} s"))
+        rows.append(("dropped / failed", f"{rec.dropped:,} / {rec.failed:,}"))
     rows += [(k, v) for k, v in extra.items()]
     rows.append(("report by", f"emitter {__version__}"))
     return rows
 
 
-def run_report(
-    rec: RunRecorder,
-    truth: Sequence[Mapping[str, Any]],
-    workflows: Sequence[Workflow],
-    *,
-    load: Load | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> str:
-    """The run report's HTML. ``truth`` is the run's manifest then its fault records (as ``--truth``
-    writes them); ``load`` (when known) draws the sessions the open model expects; ``extra`` adds rows to
-    the identity table (the run's outcome, say)."""
-    manifest = next((r for r in truth if r.get("type") == "manifest"), {})
-    start_ms = iso_ms(manifest.get("start")) or 0.0
-    start_us = round(start_ms * 1000)
-    sim = rec.sim
-    width_s = sim.width / 1e6
-    n = sim.used
-    t_us = (np.arange(n) * sim.width).astype(np.int64)
-    x = list(start_ms + t_us / 1000)
-    end_ms = start_ms + n * sim.width / 1000
-    windows = fault_windows(truth, end_ms)
-    blocks: list[Any] = [
-        heading(f"emitter run report: {manifest.get('run_id', '')}", 1, name="title"),
-        table(_identity(manifest, rec, extra or {}), name="identity"),
-    ]
-
-    # ---- the schedule against the wall clock ----
+def _schedule(rec: RunRecorder) -> list[Any]:
+    """The wall-clock section's paragraph and charts."""
+    blocks: list[Any] = []
     wall = rec.wall
     wn = max(wall.used, 1)
     wx = list(np.arange(wn) * wall.width)
     sent = wall.arrays["sent"][:wn] / wall.width
-    blocks.append(heading("Emit rate: intended against actual (wall clock)"))
     dropped = wall.arrays["dropped"][:wn]
     failed = wall.arrays["failed"][:wn]
     marks: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
@@ -183,6 +159,41 @@ def run_report(
                 height=200,
             )
         )
+    return blocks
+
+
+def run_report(
+    rec: RunRecorder,
+    truth: Sequence[Mapping[str, Any]],
+    workflows: Sequence[Workflow],
+    *,
+    load: Load | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """The run report's HTML. ``truth`` is the run's manifest then its fault records (as ``--truth``
+    writes them); ``load`` (when known) draws the sessions the open model expects; ``extra`` adds rows to
+    the identity table (the run's outcome, say)."""
+    manifest = next((r for r in truth if r.get("type") == "manifest"), {})
+    start_ms = iso_ms(manifest.get("start")) or 0.0
+    start_us = round(start_ms * 1000)
+    sim = rec.sim
+    width_s = sim.width / 1e6
+    n = sim.used
+    t_us = (np.arange(n) * sim.width).astype(np.int64)
+    x = list(start_ms + t_us / 1000)
+    end_ms = start_ms + n * sim.width / 1000
+    windows = fault_windows(truth, end_ms)
+    blocks: list[Any] = [
+        heading(f"emitter run report: {manifest.get('run_id', '')}", 1, name="title"),
+        table(_identity(manifest, rec, extra or {}), name="identity"),
+    ]
+
+    # ---- the schedule against the wall clock ----
+    blocks.append(heading("Emit rate: intended against actual (wall clock)"))
+    if rec.wall.used:
+        blocks += _schedule(rec)
+    else:
+        blocks.append(para(html.escape("Not recorded: this report was made from the run's files, not by the run.")))
 
     # ---- traffic over simulated time ----
     blocks.append(heading("Traffic (simulated time)"))

@@ -203,3 +203,30 @@ def test_report_paths_are_checked_before_the_run_and_never_truncated_for_nothing
     for cmd in (["validate", ecom, "--source", str(keep)], ["score", "--truth", str(keep), "--detections", str(keep)]):
         proc = run_cli(*cmd, "--html", str(tmp_path / "none" / "v.html"))
         assert proc.returncode == 2 and "--html" in proc.stderr.decode() and b"Traceback" not in proc.stderr
+
+
+def test_report_from_files_refuses_what_it_cannot_read_in_one_line(tmp_path: Path) -> None:
+    ecom = str(WORKFLOWS / "ecommerce.yaml")
+    files = []
+    for seed in ("1", "2"):
+        f = tmp_path / f"{seed}.jsonl"
+        run_cli("run", ecom, "--seed", seed, "--sessions", "30", "--speed", "max", "--sink", f"file:{f}")
+        files.append(str(f))
+    out = str(tmp_path / "r.html")
+    truth = tmp_path / "t.jsonl"
+    truth.write_text('{"type": "fault", "id": "x"}\n')
+    for args, needle in (
+        ([*files], "events of 2 runs: give --run-id"),
+        ([files[0], "--run-id", "nope"], "no events of run nope"),
+        ([ecom], "line 1: not an emitter event"),
+        ([files[0], "--truth", str(truth)], "no manifest record"),
+        ([str(tmp_path / "missing.jsonl")], "file not found"),
+    ):
+        proc = run_cli("report", *args, "-o", out)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and needle in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert not Path(out).exists()
+    proc = run_cli(
+        "report", *files, "--run-id", json.loads(Path(files[1]).read_text().splitlines()[0])["run_id"], "-o", out
+    )
+    assert proc.returncode == 0 and "report of" in proc.stderr.decode()

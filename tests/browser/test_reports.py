@@ -252,3 +252,40 @@ def test_run_report_of_a_counted_run_stops_expecting_sessions_at_the_count(tmp_p
     flight = max(v for v in page.series("traffic", "sessions in flight") if v is not None)
     left, right = page.chart("traffic", "return [m.y_range.end, m.extra_y_ranges.right.end];")
     assert api <= left < 1.5 * api and flight <= right < 1.5 * flight
+
+
+def test_report_from_a_runs_files_draws_what_the_run_recorded(tmp_path: Path, open_report: Any) -> None:
+    """emitter report EVENTS --truth: the API calls, sessions, retries and fault labels read back from the
+    events (JSON lines and Parquet) are the ones the run's own recorder counted."""
+    jsonl, parquet, truth = tmp_path / "e.jsonl", tmp_path / "e.parquet", tmp_path / "t.jsonl"
+    live = tmp_path / "live.html"
+    scenario = WORKFLOWS / "scenarios" / "payment-slowdown.yaml"
+    _run(str(scenario), "--sink", f"file:{jsonl}", "--sink", f"parquet:{parquet}", "--truth", f"file:{truth}",
+         "--report", str(live))  # fmt: skip
+    pages = {"live": open_report(live)}
+    for name, src in (("jsonl", jsonl), ("parquet", parquet)):
+        out = tmp_path / f"{name}.html"
+        proc = run_cli("report", str(src), "--truth", str(truth), "--workflow", str(WORKFLOWS / "microservices.yaml"),
+                       "-o", str(out))  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        pages[name] = open_report(out)
+    for name, page in pages.items():
+        assert page.messages == [], name
+    for name in ("jsonl", "parquet"):
+        page = pages[name]
+        assert "emit_rate" not in page.names() and "Not recorded" in page.page.inner_text("body")
+        for chart, label in (
+            ("traffic", "API calls / s"),
+            ("traffic", "sessions in flight"),
+            ("sessions", "sessions started / s"),
+            ("fault_calls", "payment-slow"),
+            ("fault_calls", "anomalous calls"),
+            ("retries", "retries / s"),
+            ("retries", "sessions abandoned / s"),
+            ("retries", "API calls failed (5xx) / s"),
+        ):
+            assert page.series(chart, label) == pages["live"].series(chart, label), (name, chart, label)
+        assert page.windows("svc_p99_ms") == pages["live"].windows("svc_p99_ms")
+        # the API's own services are there (the events hold root calls); downstream ones only live
+        assert set(page.legend("svc_p99_ms")) < set(pages["live"].legend("svc_p99_ms"))
+    pages["jsonl"].shot("run-report-from-files")
