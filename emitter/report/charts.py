@@ -167,7 +167,16 @@ def time_chart(
         fig.y_range = DataRange1d(start=None if y_log else 0, renderers=left_lines)
     for label, (mx, my) in (marks or {}).items():
         if len(mx):
-            fig.scatter(list(mx), _clean(my), marker="x", size=10, color=FAULT_FILL, line_width=2, legend_label=label)
+            fig.scatter(
+                list(mx),
+                _clean(my),
+                marker="x",
+                size=10,
+                color=FAULT_FILL,
+                line_width=2,
+                legend_label=label,
+                name=label,
+            )
     for k, w in enumerate(windows):
         fig.add_layout(BoxAnnotation(left=w.start, right=w.end, fill_color=FAULT_FILL, fill_alpha=0.08))
         fig.add_layout(

@@ -119,6 +119,7 @@ class RunRecorder:
             sim.add_array(name)
         sim.add_array("root_errors")
         sim.add_array("lag_max", (), np.float64, how="max")
+        sim.add_array("lost", how="max")  # the sinks' drops and failures so far, at the last event sent
         sim.add_array("fault_calls", (max(1, n_faults),))
         sim.add_array("calls", (8,))
         sim.add_array("errors", (8,))
@@ -179,6 +180,10 @@ class RunRecorder:
             sb = np.unique(self.sim.index(t))
             a = self.sim.arrays["lag_max"]
             a[sb] = np.maximum(a[sb], lag)
+        if dropped or failed:
+            last = int(self.sim.index(t[-1:])[0])
+            lost = self.sim.arrays["lost"]
+            lost[last] = max(lost[last], dropped + failed)
         self._wall(t, lag, wall_s, len(t), dropped, failed)
 
     def add_calls(self, t_us: I64, svc: I64, latency_us: I64, status: npt.NDArray[Any]) -> None:

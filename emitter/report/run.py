@@ -242,15 +242,18 @@ def run_report(
         )
     )
     if rec.factor is not None:
+        lag_sim = sim.view("lag_max")
+        grew = np.flatnonzero(np.diff(np.concatenate(([0], np.maximum.accumulate(sim.view("lost"))))) > 0)
         blocks.append(
             time_chart(
                 "lag_sim",
                 "worst lag of the events due in each bin",
                 x,
-                {"lag": sim.view("lag_max")},
+                {"lag": lag_sim},
                 y_label="seconds",
                 windows=windows,
                 height=200,
+                marks={"events dropped or failed by then": ([x[i] for i in grew], [float(lag_sim[i]) for i in grew])},
             )
         )
 
