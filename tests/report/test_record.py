@@ -258,6 +258,13 @@ def test_wall_bins(run: Run) -> None:
     for b, lag in zip(batches, lags, strict=True):
         np.maximum.at(lag_sim, (b.cols["t"] // rec.sim.width).astype(np.int64), lag)
     assert np.array_equal(rec.sim.view("lag_max"), lag_sim)
+    # losses on the simulated clock: the running total (drops + failures) at each batch's last event's bin
+    lost = np.zeros(rec.sim.used, np.int64)
+    for b, d in zip(batches, drops, strict=True):
+        if d:
+            k = int(b.cols["t"][-1] // rec.sim.width)
+            lost[k] = max(lost[k], 3 * d)
+    assert lost.any() and np.array_equal(rec.sim.view("lost"), lost)
     used, end = w.used, walls[-1] + 1.0
     rec.finish(end, drops[-1] + 5, 99)
     assert rec.wall_s == end and rec.dropped == drops[-1] + 5 and rec.failed == 99
