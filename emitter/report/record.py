@@ -25,6 +25,7 @@ __all__ = ["LAT_EDGES_US", "RunRecorder", "TimeBins", "quantiles"]
 
 LAT_EDGES_US = np.concatenate(([0.0], np.geomspace(100.0, 300e6, 101)))  # 0.1 ms .. 300 s; bucket i: [e_i, e_i+1)
 N_LAT = len(LAT_EDGES_US)  # the last bucket holds everything above 300 s
+_LAT_EDGES_INT = np.ceil(LAT_EDGES_US).astype(np.int64)  # for whole µs: x >= e exactly when x >= ceil(e)
 MAX_BINS = 400  # time bins per axis; past this the width doubles
 
 I64 = npt.NDArray[np.int64]
@@ -53,7 +54,10 @@ class TimeBins:
         hi = float(np.max(t))
         while hi // self.width >= MAX_BINS:
             self._coarsen()
-        b: I64 = (np.maximum(t, 0) // self.width).astype(np.int64)
+        if t.dtype.kind == "i" and float(self.width).is_integer():  # µs bins: integer division, no floats
+            b: I64 = np.maximum(t, 0) // int(self.width)
+        else:
+            b = (np.maximum(t, 0) // self.width).astype(np.int64)
         self.used = max(self.used, int(b.max()) + 1)
         return b
 
@@ -164,39 +168,43 @@ class RunRecorder:
         if not len(t):
             return
         svc, K = self._map(part.ctx.model)
+        b = self.sim.index(t)  # the bins of this batch (the width fits its latest event from here on)
         state = c["state"].astype(np.int64)
         if K > 1 and "node_dur" in c:
             dur = c["node_dur"]
             node_svc = svc[state]
             ran = (node_svc >= 0) & ((dur > 0) | (np.arange(K) == 0))
-            rows = np.broadcast_to(t[:, None], dur.shape)[ran]
-            self.add_calls(rows, node_svc[ran], dur[ran], c["node_status"][ran])
+            rows = np.broadcast_to(b[:, None], dur.shape)[ran]
+            self._calls(rows, node_svc[ran], dur[ran], c["node_status"][ran])
         else:
-            self.add_calls(t, svc[state, 0], c["latency"], c["status"])
-        self.add_roots(
-            t, c["seq"], c["attempt"], c["end"], c["status"], c["anomalous"], c["faults"] if self.n_faults else None
-        )
+            self._calls(b, svc[state, 0], c["latency"], c["status"])
+        faults = c["faults"] if self.n_faults else None
+        self._roots(b, c["seq"], c["attempt"], c["end"], c["status"], c["anomalous"], faults)
         if lag > 0:
-            sb = np.unique(self.sim.index(t))
+            sb = np.unique(b)
             a = self.sim.arrays["lag_max"]
             a[sb] = np.maximum(a[sb], lag)
         if dropped or failed:
-            last = int(self.sim.index(t[-1:])[0])
             lost = self.sim.arrays["lost"]
-            lost[last] = max(lost[last], dropped + failed)
+            lost[b[-1]] = max(lost[b[-1]], dropped + failed)
         self._wall(t, lag, wall_s, len(t), dropped, failed)
 
     def add_calls(self, t_us: I64, svc: I64, latency_us: I64, status: npt.NDArray[Any]) -> None:
         """Service calls (SERVER spans): start time, service index (:meth:`service`), duration, status."""
-        if not len(t_us):
+        if len(t_us):
+            self._calls(self.sim.index(t_us), svc, latency_us, status)
+
+    def _calls(self, b: I64, svc: I64, latency_us: I64, status: npt.NDArray[Any]) -> None:
+        if not len(b):
             return
         sim = self.sim
-        b = sim.index(t_us)
         S = sim.arrays["calls"].shape[1]
         flat = b * S + svc
         _accumulate(sim.arrays["calls"], flat)
         _accumulate(sim.arrays["errors"], flat[np.asarray(status) >= 500])
-        k = np.searchsorted(LAT_EDGES_US, latency_us, side="right") - 1
+        lat = np.asarray(latency_us)
+        edges = _LAT_EDGES_INT if lat.dtype.kind == "i" else LAT_EDGES_US
+        k = np.searchsorted(edges, lat, side="right") - 1
         _accumulate(sim.arrays["lat"], flat * N_LAT + k)
 
     def add_roots(
@@ -210,11 +218,21 @@ class RunRecorder:
         faults: npt.NDArray[np.uint64] | None = None,
     ) -> None:
         """API calls (the events): what they say about sessions, retries, errors and faults."""
-        if not len(t_us):
-            return
+        if len(t_us):
+            self._roots(self.sim.index(t_us), seq, attempt, end, status, anomalous, faults)
+
+    def _roots(
+        self,
+        b: I64,
+        seq: npt.NDArray[Any],
+        attempt: npt.NDArray[Any],
+        end: npt.NDArray[Any],
+        status: npt.NDArray[Any],
+        anomalous: npt.NDArray[Any],
+        faults: npt.NDArray[np.uint64] | None,
+    ) -> None:
         sim = self.sim
-        b = sim.index(t_us)
-        self.events += len(t_us)
+        self.events += len(b)
 
         def count(name: str, mask: npt.NDArray[np.bool_] | None = None) -> None:
             _accumulate(sim.arrays[name], b if mask is None else b[mask])
