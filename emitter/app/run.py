@@ -180,17 +180,21 @@ async def run_async(
         file=err,
         flush=True,
     )
-    recs = truth_records(
-        run_id=sim.ctx.run_id,
-        seed=seed,
-        start_us=sim.start_us,
-        speed=str(cfg.speed),
-        workflows=cfg.weighted,
-        dynamics=dyn,
-        load=sim.load.describe(),
-        scenario=cfg.scenario,
-        scenario_digest=cfg.scenario_digest,
-    )
+    recs = (
+        truth_records(
+            run_id=sim.ctx.run_id,
+            seed=seed,
+            start_us=sim.start_us,
+            speed=str(cfg.speed),
+            workflows=cfg.weighted,
+            dynamics=dyn,
+            load=sim.load.describe(),
+            scenario=cfg.scenario,
+            scenario_digest=cfg.scenario_digest,
+        )
+        if cfg.truth or report
+        else []
+    )  # made only when written or drawn
     if cfg.truth:
         where = await write_truth(cfg.truth, recs)
         print(f"emitter: truth: manifest and {len(recs) - 1} fault records written to {where}", file=err, flush=True)

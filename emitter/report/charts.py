@@ -481,23 +481,18 @@ _LAZY = """
 """
 
 
-def _quiet_blocks(blocks: Sequence[Any]) -> Sequence[Any]:
-    """An empty run draws charts with no lines: bokeh's check would warn on the terminal about each."""
-    from bokeh.core.validation import silence
-    from bokeh.core.validation.warnings import MISSING_RENDERERS
-
-    silence(MISSING_RENDERERS, True)
-    return blocks
-
-
 def page(title: str, blocks: Sequence[Any]) -> str:
     """One self-contained HTML file holding ``blocks`` top to bottom: HTML strings, bokeh charts, or tuples
     of charts side by side; bokeh's scripts are inlined, so nothing is fetched when it is opened."""
     import json
 
+    from bokeh.core.validation import silence
+    from bokeh.core.validation.warnings import MISSING_RENDERERS
     from bokeh.embed import json_item
     from bokeh.embed.bundle import bundle_for_objs_and_resources
     from bokeh.resources import INLINE
+
+    silence(MISSING_RENDERERS, True)  # an empty run's charts have no lines: no warning per chart on the terminal
 
     charts: list[Any] = []
     items: dict[str, Any] = {}
@@ -510,7 +505,7 @@ def page(title: str, blocks: Sequence[Any]) -> str:
         h = int(getattr(chart, "height", 300) or 300) + 40
         return f"<div class='chart' id='{cid}' data-name='{_esc(chart.name or '')}' style='min-height:{h}px'></div>"
 
-    for b in _quiet_blocks(blocks):
+    for b in blocks:
         if isinstance(b, str):
             body.append(b)
         elif isinstance(b, tuple):  # side by side

@@ -174,12 +174,12 @@ class RunRecorder:
             dur = c["node_dur"]
             node_svc = svc[state]
             ran = (node_svc >= 0) & ((dur > 0) | (np.arange(K) == 0))
-            rows = np.broadcast_to(b[:, None], dur.shape)[ran]
-            self._calls(rows, node_svc[ran], dur[ran], c["node_status"][ran])
+            node_bins = np.broadcast_to(b[:, None], dur.shape)[ran]  # a node's call starts in its event's bin
+            self.add_calls(node_bins, node_svc[ran], dur[ran], c["node_status"][ran], bins=node_bins)
         else:
-            self._calls(b, svc[state, 0], c["latency"], c["status"])
+            self.add_calls(t, svc[state, 0], c["latency"], c["status"], bins=b)
         faults = c["faults"] if self.n_faults else None
-        self._roots(b, c["seq"], c["attempt"], c["end"], c["status"], c["anomalous"], faults)
+        self.add_roots(t, c["seq"], c["attempt"], c["end"], c["status"], c["anomalous"], faults, bins=b)
         if lag > 0:
             sb = np.unique(b)
             a = self.sim.arrays["lag_max"]
@@ -189,14 +189,14 @@ class RunRecorder:
             lost[b[-1]] = max(lost[b[-1]], dropped + failed)
         self._wall(t, lag, wall_s, len(t), dropped, failed)
 
-    def add_calls(self, t_us: I64, svc: I64, latency_us: I64, status: npt.NDArray[Any]) -> None:
-        """Service calls (SERVER spans): start time, service index (:meth:`service`), duration, status."""
-        if len(t_us):
-            self._calls(self.sim.index(t_us), svc, latency_us, status)
-
-    def _calls(self, b: I64, svc: I64, latency_us: I64, status: npt.NDArray[Any]) -> None:
-        if not len(b):
+    def add_calls(
+        self, t_us: I64, svc: I64, latency_us: I64, status: npt.NDArray[Any], *, bins: I64 | None = None
+    ) -> None:
+        """Service calls (SERVER spans): start time, service index (:meth:`service`), duration, status;
+        ``bins``: the times' bins when already known (:meth:`observe`)."""
+        if not len(t_us):
             return
+        b = self.sim.index(t_us) if bins is None else bins
         sim = self.sim
         S = sim.arrays["calls"].shape[1]
         flat = b * S + svc
@@ -216,21 +216,13 @@ class RunRecorder:
         status: npt.NDArray[Any],
         anomalous: npt.NDArray[Any],
         faults: npt.NDArray[np.uint64] | None = None,
+        *,
+        bins: I64 | None = None,
     ) -> None:
         """API calls (the events): what they say about sessions, retries, errors and faults."""
-        if len(t_us):
-            self._roots(self.sim.index(t_us), seq, attempt, end, status, anomalous, faults)
-
-    def _roots(
-        self,
-        b: I64,
-        seq: npt.NDArray[Any],
-        attempt: npt.NDArray[Any],
-        end: npt.NDArray[Any],
-        status: npt.NDArray[Any],
-        anomalous: npt.NDArray[Any],
-        faults: npt.NDArray[np.uint64] | None,
-    ) -> None:
+        if not len(t_us):
+            return
+        b = self.sim.index(t_us) if bins is None else bins
         sim = self.sim
         self.events += len(b)
 

@@ -213,9 +213,14 @@ def validation_report(data: Mapping[str, Any]) -> str:
         blocks.append(
             table(
                 [
-                    (f"{lk['events']:,}", f"{lk['alpha']:.3g}", lk["cumulative"], lk["window"], ", ".join(rj))
+                    (
+                        f"{lk['events']:,}",
+                        f"{lk['alpha']:.3g}",
+                        lk["cumulative"],
+                        lk["window"],
+                        ", ".join(lk["rejected_rows"]),
+                    )
                     for lk in live["looks"]
-                    for rj in [lk["rejected_rows"]]
                 ],
                 header=("events", "alpha", "cumulative", "window", "rejected rows"),
                 name="looks",
