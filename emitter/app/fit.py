@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..fit import Call, FitOptions, Span, fit, read_traffic
-from ..fit.traffic import calls_from_spans
+from ..fit.traffic import calls_from_spans, unique_calls, unique_spans
 from ..inputs.workflow import loads_workflow
 
 __all__ = ["FitRequest", "run_fit"]
@@ -67,6 +67,15 @@ def run_fit(req: FitRequest) -> int:
         else:
             calls += c
         formats.append(fmt)
+    spans, dup_spans = unique_spans(spans)
+    calls, dup_calls = unique_calls(calls)
+    if dup_spans or dup_calls:
+        print(
+            f"fit: {dup_calls + dup_spans:,} repeated record{'s' if dup_calls + dup_spans != 1 else ''} ignored "
+            "(the same trace and span id seen before: "
+            "at-least-once delivery)",
+            file=sys.stderr,
+        )
     if spans:
         calls += calls_from_spans(spans)
     if req.run_id is not None:
@@ -92,7 +101,10 @@ def run_fit(req: FitRequest) -> int:
         out.write_text(res.yaml, encoding="utf-8")
         if req.report:
             Path(req.report).write_text(
-                json.dumps({"sources": list(req.sources), "formats": formats, **res.report}, indent=2)
+                json.dumps(
+                    {"sources": list(req.sources), "formats": formats, "repeats": dup_calls + dup_spans, **res.report},
+                    indent=2,
+                )
             )
     except OSError as exc:
         raise ConfigError.one("fit", (str(exc.filename or out),), f"cannot write: {exc.strerror or exc}") from None

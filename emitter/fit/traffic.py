@@ -31,7 +31,16 @@ from ..errors import ConfigError
 from ..validate.otlp import json_value
 from ..validate.sources import open_lines, parquet_batches
 
-__all__ = ["FORMATS", "Call", "Span", "calls_from_spans", "read_traffic", "sniff_format"]
+__all__ = [
+    "FORMATS",
+    "Call",
+    "Span",
+    "calls_from_spans",
+    "read_traffic",
+    "sniff_format",
+    "unique_calls",
+    "unique_spans",
+]
 
 FORMATS = ("auto", "jsonl", "parquet", "otlp-json", "jaeger", "zipkin")
 KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
@@ -378,6 +387,34 @@ def _path_of(attrs: dict[str, Any]) -> str | None:
             p = urllib.parse.urlsplit(v).path if "://" in v else v.split("?", 1)[0]
             return p or "/"
     return None
+
+
+def unique_spans(spans: list[Span]) -> tuple[list[Span], int]:
+    """The spans without repeats of one (trace id, span id), the first copy kept, and how many were repeats.
+    At-least-once delivery (a producer's retry, a collector's resend, two exports of one file) repeats spans;
+    counted twice, a repeated call would weigh twice in the fitted probabilities."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for s in spans:
+        key = (s.trace_id, s.span_id)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    return out, len(spans) - len(out)
+
+
+def unique_calls(calls: list[Call]) -> tuple[list[Call], int]:
+    """The calls without repeats of one (trace id, span id); calls without ids are all kept."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for c in calls:
+        if c.trace_id and c.span_id:
+            key = (c.trace_id, c.span_id)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(c)
+    return out, len(calls) - len(out)
 
 
 def calls_from_spans(spans: list[Span]) -> list[Call]:

@@ -192,3 +192,39 @@ def test_a_trace_split_across_files_is_one_call(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["calls"] == 1 and rep["services"][0]["caller"] == "front" and rep["services"][0]["callee"] == "back"
+
+
+def test_repeated_records_count_once(tmp_path: Path) -> None:
+    """At-least-once delivery repeats records: a span seen twice (the same file given twice) and events of
+    which some came again are fitted as if each had come once, and the repeats are counted."""
+    ev = tmp_path / "e.jsonl"
+    ds = emitter.generate(WORKFLOWS / "ecommerce.yaml", seed=5, num_users=200, start="2026-01-01T00:00:00Z")
+    ds.save_jsonl(ev)
+    lines = ev.read_text().splitlines()
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("\n".join(lines + lines[:100]) + "\n")
+    reports = []
+    for name, src in (("once", ev), ("twice", twice)):
+        rep = tmp_path / f"{name}.json"
+        r = run_cli("fit", str(src), "-o", str(tmp_path / f"{name}.yaml"), "--report", str(rep))
+        assert r.returncode == 0, r.stderr
+        reports.append(json.loads(rep.read_text()))
+    once, again = reports
+    assert (once["repeats"], again["repeats"]) == (0, 100)
+    assert again["cells"] == once["cells"] and again["calls"] == once["calls"] == len(lines)
+    assert (tmp_path / "twice.yaml").read_text() == (tmp_path / "once.yaml").read_text().replace("once", "twice")
+
+    span = {
+        "traceId": "t1", "id": "r", "kind": "SERVER", "name": "GET /a", "timestamp": 1, "duration": 10,
+        "localEndpoint": {"serviceName": "front"}, "tags": {"session.id": "s", "http.route": "/a"},
+    }  # fmt: skip
+    (tmp_path / "z.json").write_text(json.dumps([span]))
+    rep = tmp_path / "z-report.json"
+    r = run_cli(
+        "fit", str(tmp_path / "z.json"), str(tmp_path / "z.json"), "-o", str(tmp_path / "z.yaml"),
+        "--min-count", "1", "--report", str(rep),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    got = json.loads(rep.read_text())
+    assert (got["calls"], got["spans"], got["repeats"]) == (1, 1, 1)
+    assert b"1 repeated record ignored" in r.stderr
