@@ -54,7 +54,7 @@ def _check(fitted: Path, report: dict[str, Any], events: Path) -> None:
             assert list(fw.services[name].calls) == list(svc.calls), name
     v = run_cli("validate", str(fitted), "--source", str(events))
     assert v.returncode == 0, v.stdout.decode()[-1500:]
-    replay = emitter.generate(fitted, seed=77, sessions=report["sessions"], arrival_rate=10)
+    replay = emitter.generate(fitted, seed=77, sessions=report["sessions"], arrival_rate=10, start=START)
     assert two_sample(events, replay) == []
 
 
