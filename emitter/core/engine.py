@@ -479,24 +479,35 @@ class Simulation:
         self.horizon = horizon
         if not pool:
             return None
+        # memory: the pool is let go of as soon as it is concatenated, and each column is split into the part
+        # handed out and the part kept one at a time, so that at most one column is held three times over
         if len(pool) == 1:
             cols, params = pool[0]
         else:
             cols = {k: np.concatenate([p[0][k] for p in pool]) for k in pool[0][0]}
             params = np.concatenate([p[1] for p in pool], axis=1)
+        pool.clear()
         order = _time_order(cols)
         cut = len(order) if horizon is None else int(np.searchsorted(cols["t"][order], horizon, side="left"))
-        pool.clear()
-        if cut < len(order):
-            rest = order[cut:]
-            pool.append(({k: v[rest] for k, v in cols.items()}, params[:, rest]))
         if cut == 0:
+            pool.append((cols, params))  # nothing is due: the pool stays as it was (in its own order)
             return None
-        head = order[:cut]
+        head, rest = order[:cut], order[cut:]
+        out: dict[str, npt.NDArray[Any]] = {}
+        kept: dict[str, npt.NDArray[Any]] = {}
+        for k in list(cols):
+            v = cols.pop(k)
+            out[k] = v[head]
+            if len(rest):
+                kept[k] = v[rest]
+            del v
+        out_params = params[:, head]
+        if len(rest):
+            pool.append((kept, params[:, rest]))
+        del params
         self.events += cut
-        out = {k: v[head] for k, v in cols.items()}
         check_time_range(self.start_us, int(out["t"][0]), int((out["t"] + out["latency"]).max()))
-        return EventBatch(self.ctx, out, params[:, head])
+        return EventBatch(self.ctx, out, out_params)
 
 
 def _time_order(cols: dict[str, npt.NDArray[Any]]) -> npt.NDArray[np.intp]:
