@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..fit import Call, FitOptions, Span, fit, read_traffic
-from ..fit.traffic import calls_from_spans, unique_calls, unique_spans
+from ..fit.traffic import calls_from_spans, unique
 from ..inputs.workflow import loads_workflow
 
 __all__ = ["FitRequest", "run_fit"]
@@ -67,13 +67,13 @@ def run_fit(req: FitRequest) -> int:
         else:
             calls += c
         formats.append(fmt)
-    spans, dup_spans = unique_spans(spans)
-    calls, dup_calls = unique_calls(calls)
-    if dup_spans or dup_calls:
+    spans, dup_spans = unique(spans)
+    calls, dup_calls = unique(calls)
+    repeats = dup_spans + dup_calls
+    if repeats:
         print(
-            f"fit: {dup_calls + dup_spans:,} repeated record{'s' if dup_calls + dup_spans != 1 else ''} ignored "
-            "(the same trace and span id seen before: "
-            "at-least-once delivery)",
+            f"fit: {repeats:,} repeated record{'s' if repeats != 1 else ''} ignored "
+            "(the same trace and span id seen before: at-least-once delivery)",
             file=sys.stderr,
         )
     if spans:
@@ -102,7 +102,7 @@ def run_fit(req: FitRequest) -> int:
         if req.report:
             Path(req.report).write_text(
                 json.dumps(
-                    {"sources": list(req.sources), "formats": formats, "repeats": dup_calls + dup_spans, **res.report},
+                    {"sources": list(req.sources), "formats": formats, "repeats": repeats, **res.report},
                     indent=2,
                 )
             )

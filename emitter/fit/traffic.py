@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -31,18 +31,10 @@ from ..errors import ConfigError
 from ..validate.otlp import json_value
 from ..validate.sources import open_lines, parquet_batches
 
-__all__ = [
-    "FORMATS",
-    "Call",
-    "Span",
-    "calls_from_spans",
-    "read_traffic",
-    "sniff_format",
-    "unique_calls",
-    "unique_spans",
-]
+__all__ = ["FORMATS", "Call", "Span", "calls_from_spans", "read_traffic", "sniff_format", "unique"]
 
 FORMATS = ("auto", "jsonl", "parquet", "otlp-json", "jaeger", "zipkin")
+R = TypeVar("R", "Span", "Call")
 KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
 
@@ -389,32 +381,21 @@ def _path_of(attrs: dict[str, Any]) -> str | None:
     return None
 
 
-def unique_spans(spans: list[Span]) -> tuple[list[Span], int]:
-    """The spans without repeats of one (trace id, span id), the first copy kept, and how many were repeats.
-    At-least-once delivery (a producer's retry, a collector's resend, two exports of one file) repeats spans;
-    counted twice, a repeated call would weigh twice in the fitted probabilities."""
+def unique(records: list[R]) -> tuple[list[R], int]:
+    """The spans or calls without repeats of one (trace id, span id), the first copy kept (records without
+    both ids are all kept), and how many were repeats. At-least-once delivery (a producer's retry, a
+    collector's resend, one file given twice) repeats records; counted twice, a call would weigh twice in
+    the fitted probabilities."""
     seen: set[tuple[str, str]] = set()
     out = []
-    for s in spans:
-        key = (s.trace_id, s.span_id)
-        if key not in seen:
-            seen.add(key)
-            out.append(s)
-    return out, len(spans) - len(out)
-
-
-def unique_calls(calls: list[Call]) -> tuple[list[Call], int]:
-    """The calls without repeats of one (trace id, span id); calls without ids are all kept."""
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for c in calls:
-        if c.trace_id and c.span_id:
-            key = (c.trace_id, c.span_id)
+    for r in records:
+        if r.trace_id and r.span_id:
+            key = (r.trace_id, r.span_id)
             if key in seen:
                 continue
             seen.add(key)
-        out.append(c)
-    return out, len(calls) - len(out)
+        out.append(r)
+    return out, len(records) - len(out)
 
 
 def calls_from_spans(spans: list[Span]) -> list[Call]:
