@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -32,9 +33,9 @@ WF = ROOT / "workflows" / "ecommerce.yaml"
 START = "2026-01-01T00:00:00Z"
 
 
-def run(*load: str, duration: str = "10m") -> dict[str, Any]:
+def run(*load: str) -> dict[str, Any]:
     """One ``emitter run`` in a fresh process: its events, events/s (the CLI's own figure), wall, peak RSS."""
-    cmd = [sys.executable, "-m", "emitter", "run", str(WF), *load, "--duration", duration]
+    cmd = [sys.executable, "-m", "emitter", "run", str(WF), *load, "--duration", "10m"]
     cmd += ["--speed", "max", "--sink", "null", "--progress", "off", "--seed", "1", "--start", START]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -65,8 +66,6 @@ def breakdown(users: int, top: int) -> None:
         "--progress", "off", "--seed", "1", "--start", START,
     ]  # fmt: skip
     peak: list[Any] = [None, 0]
-    import threading
-
     stop = threading.Event()
 
     def watch() -> None:  # snapshot whenever the traced total reaches a new high
@@ -88,7 +87,7 @@ def breakdown(users: int, top: int) -> None:
     print(f"traced peak {peak[1] / 2**20:,.0f} MiB at {users:,} users ({peak[1] / users:,.0f} B/user); top lines:")
     for s in stats[:top]:
         fr = s.traceback[0]
-        where = f"{Path(fr.filename).relative_to(ROOT) if fr.filename.startswith(str(ROOT)) else fr.filename}"
+        where = Path(fr.filename).relative_to(ROOT) if fr.filename.startswith(str(ROOT)) else fr.filename
         print(f"  {s.size / 2**20:9,.1f} MiB {100 * s.size / total:5.1f} %  {where}:{fr.lineno}")
 
 

@@ -500,11 +500,9 @@ class Simulation:
             out[k] = v[head]
             if len(rest):
                 kept[k] = v[rest]
-            del v
         out_params = params[:, head]
         if len(rest):
             pool.append((kept, params[:, rest]))
-        del params
         self.events += cut
         check_time_range(self.start_us, int(out["t"][0]), int((out["t"] + out["latency"]).max()))
         return EventBatch(self.ctx, out, out_params)
