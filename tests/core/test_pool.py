@@ -11,6 +11,7 @@ from emitter.core import engine
 from emitter.core.batch import concat
 from emitter.core.load import Load
 from emitter.core.pool import TimePool, time_order
+from emitter.inputs.workflow import loads_workflow
 
 from ..helpers import all_events, ecommerce, simulate, stream_bytes
 from ..oracles import event_dicts
@@ -133,3 +134,62 @@ def test_bounded_batches_change_the_batches_not_the_stream(monkeypatch: pytest.M
         small = [len(b) for b in simulate(wf, 3, load).batches()]
         monkeypatch.undo()
         assert max(sizes) > 500 >= max(small) and sum(small) == sum(sizes)
+
+
+_WIDE = """
+entry_points:
+  /a/{id}: 1.0
+transitions:
+  /a/{id}:
+    /u/{uid}: 0.5
+    /a/{id}: 0.3
+    /out: 0.2
+  /u/{uid}:
+    /a/{id}: 0.5
+    /out: 0.5
+exit_points: [/out]
+endpoints:
+  /a/{id}:
+    params: {id: {min: %d, max: %d}}
+  /u/{uid}:
+    params: {uid: {from: user}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "population", "users32", "params32"),
+    [
+        (1, 99, 10_000, True, True),
+        (0, 2**40, 10_000, True, False),
+        (1, 99, 10**12, False, False),
+        (2**31 - 9, 2**31 - 1, 2**31, True, True),  # the last values 32 bits hold
+        (2**31 - 5, 2**31 + 5, 2**31 + 2, False, False),
+    ],
+)
+def test_the_pool_keeps_values_exactly_whatever_their_range(
+    monkeypatch: pytest.MonkeyPatch, lo: int, hi: int, population: int, users32: bool, params32: bool
+) -> None:
+    wf = loads_workflow(_WIDE % (lo, hi))
+    load = Load(sessions=3000, arrival_rate=50.0, population=population)
+    sim = simulate(wf, 3, load)
+    assert ("user" in sim._narrow) is users32 and (sim._params_narrow is not None) is params32
+    narrowed = all_events(sim)
+    monkeypatch.setattr(engine.Simulation, "_pool_dtypes", lambda self, population: ({}, None))
+    monkeypatch.setattr(engine, "DERIVED", ())
+    wide = all_events(simulate(wf, 3, load))
+    assert list(narrowed.cols) == list(wide.cols)
+    for k, v in wide.cols.items():
+        assert narrowed.cols[k].dtype == v.dtype and (narrowed.cols[k] == v).all(), k
+    assert narrowed.params.dtype == np.int64 and (narrowed.params == wide.params).all()
+    users = wide.cols["user"]
+    assert int(users.max()) > population // 2  # the range was used: values past 32 bits when it has them
+    if hi > 2**30:
+        assert int(np.abs(wide.params).max()) > 2**30
+
+
+def test_narrow_dtypes_hold_the_limits() -> None:
+    from emitter.core.ids import MAX_ATTEMPT
+    from emitter.core.limits import MAX_CALLS
+
+    narrow, _ = simulate(ecommerce(), 1)._pool_dtypes(10)
+    assert np.iinfo(narrow["seq"]).max >= MAX_CALLS - 1 and np.iinfo(narrow["attempt"]).max >= MAX_ATTEMPT
