@@ -104,7 +104,7 @@ def session_shape() -> tuple[float, int, float]:
     """The workflow's mean session length (s), bytes per pooled event, and events waiting per closed user."""
     import numpy as np
 
-    from emitter.core.engine import Simulation
+    from emitter.core.engine import DERIVED, Simulation
     from emitter.core.load import Load
     from emitter.core.model import Model
     from emitter.inputs.workflow import load_workflow
@@ -114,13 +114,15 @@ def session_shape() -> tuple[float, int, float]:
     first: dict[int, int] = {}
     ends = np.zeros(0, np.int64)
     sess = np.zeros(0, np.int64)
-    per_event = 0
     for b in sim.batches():
         c = b.cols
-        per_event = sum(v.itemsize for v in c.values()) + 8 * b.params.shape[0]
         sess = np.concatenate([sess, c["sess"]])
         ends = np.concatenate([ends, c["t"] + c["latency"]])
         first.update({int(k): int(v) for k, v in zip(c["sess"][c["seq"] == 0], c["t"][c["seq"] == 0], strict=True)})
+    # bytes of one waiting event, as the pool keeps it (narrowed, derived columns left out)
+    kept = {k: np.dtype(sim._narrow.get(k, dt)) for k, dt in sim._layout.items() if k not in DERIVED}
+    per_event = sum(dt.itemsize for dt in kept.values())
+    per_event += len(model.slots) * np.dtype(sim._params_narrow or np.int64).itemsize
     order = np.argsort(sess, kind="stable")
     s_sorted, e_sorted = sess[order], ends[order]
     edges = np.flatnonzero(np.diff(s_sorted)) + 1
