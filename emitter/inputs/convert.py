@@ -111,11 +111,15 @@ def _walk(data: Any, t: mi.Type, probs: Problems, path: Path, extra: dict[str, A
         extra = {**extra, **(t.extra or {})}
         return _walk(data, t.type, probs, path, extra)
     parse = extra.get("parse")
-    if parse is not None and (extra.get("whole") or not isinstance(data, Mapping | list)):
-        try:
-            return _PARSERS[parse](data)
-        except ValueError as exc:
-            probs.error(path, str(exc))
+    if parse is not None:
+        if extra.get("whole") or not isinstance(data, Mapping | list):
+            try:
+                return _PARSERS[parse](data)
+            except ValueError as exc:
+                probs.error(path, str(exc))
+                return INVALID
+        if isinstance(t, mi.AnyType):  # a value parsed from one scalar, given a list or a mapping
+            probs.error(path, f"expected {extra.get('what') or 'a single value'}, got {show(data)}")
             return INVALID
     if isinstance(t, mi.AnyType):
         return data
@@ -184,7 +188,7 @@ def _struct(data: Any, t: mi.StructType, probs: Problems, path: Path, extra: dic
     allowed = [*([tag_field] if tag_field else []), *fields]
     if t.forbid_unknown_fields:
         for key in data:
-            if key not in fields and key != tag_field:
+            if key not in fields and (tag_field is None or key != tag_field):  # (a YAML null key is not "no tag")
                 probs.error((*path, str(key)), f"unknown key {show(key)} (expected one of: {', '.join(allowed)})")
     kwargs: dict[str, Any] = {}
     for enc, f in fields.items():
@@ -284,7 +288,11 @@ def _leaf(data: Any, t: mi.Type, probs: Problems, path: Path, extra: dict[str, A
         if isinstance(data, bool) or not isinstance(data, int if is_int else int | float):
             probs.error(path, f"expected {what or ('an integer' if is_int else 'a number')}, got {show(data)}")
             return INVALID
-        x = data if is_int else float(data)
+        try:
+            x = data if is_int else float(data)
+        except OverflowError:  # an integer past any float
+            probs.error(path, f"expected a finite number, got {show(data)}")
+            return INVALID
         if not is_int and not math.isfinite(x):
             probs.error(path, f"expected a finite number, got {show(data)}")
             return INVALID

@@ -25,6 +25,7 @@ from ..core.faults import (
     CascadePreset,
     Dynamics,
     Fault,
+    Name,
     RandomFaults,
     Reactions,
     RetryPolicy,
@@ -79,7 +80,7 @@ class ScenarioFile(Struct, forbid_unknown_fields=True, kw_only=True):
 
     WHAT: ClassVar[str] = "a mapping of scenario keys (workflow, load, faults, ...)"
 
-    name: Any = UNSET
+    name: Name | UnsetType = UNSET
     description: str = ""
     workflow: Annotated[str, Meta(min_length=1)] | UnsetType = UNSET
     workflows: list[WorkflowRef] | UnsetType = UNSET

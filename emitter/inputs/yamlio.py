@@ -25,6 +25,12 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:  # YAML's complex keys (? [a, b]): nothing here is keyed by a list or a mapping
+            kind = {"list": "a list", "dict": "a mapping"}.get(type(key).__name__, type(key).__name__)
+            what = f"a key must be a string or a number, not {kind}"
+            raise yaml.constructor.ConstructorError(None, None, what, key_node.start_mark) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark

@@ -1,0 +1,98 @@
+"""Fuzzing the inputs: mutated bundled files get exit 0 or a one-line error (exit 2), never a raise or a hang.
+
+The Hypothesis test draws its cases derandomised (the same ones every run); ``scripts/fuzz.py`` draws many
+more at random and records its figures. Each class of failure the fuzzer found has a regression case
+below, written out so that it fails again if the fix goes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from .. import fuzz
+
+_SETTINGS = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
+
+
+@_SETTINGS
+@given(case=fuzz.mutated())
+def test_mutated_bundled_files_fail_cleanly(case: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    src, text = case
+    tmp = tmp_path_factory.mktemp("fuzz")
+    bad = fuzz.failures(fuzz.stage(src, text, tmp), limit_s=30, cwd=tmp)
+    assert not bad, f"{src.name}: {bad[0].command} {bad[0].error}\n{bad[0].trace}\n--- case ---\n{text[:2000]}"
+
+
+SCENARIO = "workflows/scenarios/payment-slowdown.yaml"
+WORKFLOW = "workflows/ecommerce.yaml"
+
+
+def _replace(src: str, old: str, new: str) -> tuple[Path, str]:
+    path = fuzz.ROOT / src
+    text = path.read_text()
+    assert old in text, old
+    return path, text.replace(old, new, 1)
+
+
+REGRESSIONS = {
+    # (file, text change) -> what the one line must say
+    "an integer past any float": (_replace(SCENARIO, "factor: 5", "factor: " + "9" * 400), "finite number"),
+    "a list for a run option": (_replace(SCENARIO, "arrival_rate: 5", "arrival_rate: [5]"), "a single value"),
+    "a mapping for the truth": (_replace(SCENARIO, "truth: file:out/", "truth: {a: 1}\nx_: file:out/"), "truth"),
+    "a list for sessions": (_replace(SCENARIO, "duration: 45m", "sessions: [[[1]]]"), "a single value"),
+    "a null name": (_replace(SCENARIO, "name: payment-slowdown", "name: null"), "name"),
+    "a null key": (_replace(SCENARIO, "name: payment-slowdown", "name: payment-slowdown\n~: 1"), "unknown key None"),
+    "a list as a key": (_replace(WORKFLOW, "name: ecommerce", "? [a, b]\n: 1\nname: ecommerce"), "key"),
+    "a recursive alias": ((fuzz.ROOT / WORKFLOW, "name: &a [*a]\n"), "name: expected a non-empty string"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_each_class_the_fuzzer_found_gets_a_one_line_error(name: str, tmp_path: Path) -> None:
+    (src, text), words = REGRESSIONS[name]
+    out = fuzz.run_case(fuzz.stage(src, text, tmp_path), limit_s=30, cwd=tmp_path)
+    assert not [o for o in out if o.error], [(o.command, o.error, o.trace) for o in out]
+    assert out[0].code == 2, out[0]
+    lines = out[0].stderr.strip().splitlines()
+    assert lines and all("case-" in ln for ln in lines), lines  # each names the file
+    assert words in out[0].stderr, out[0].stderr
+
+
+def test_the_harness_reports_a_raise_a_hang_and_a_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import time
+
+    from emitter.app import check
+
+    path = fuzz.stage(fuzz.ROOT / WORKFLOW, (fuzz.ROOT / WORKFLOW).read_text(), tmp_path)
+    assert fuzz.failures(path, cwd=tmp_path) == []
+
+    def boom(files: list[str]) -> int:
+        raise TypeError("boom")
+
+    monkeypatch.setattr(check, "check_files", boom)
+    assert "raised TypeError" in fuzz.failures(path, cwd=tmp_path)[0].error
+
+    def hang(files: list[str]) -> int:
+        time.sleep(5)
+        return 0
+
+    monkeypatch.setattr(check, "check_files", hang)
+    assert "hung" in fuzz.failures(path, limit_s=1, cwd=tmp_path)[0].error
+
+    def traceback_(files: list[str]) -> int:
+        import sys
+
+        print("Traceback (most recent call last):", file=sys.stderr)
+        return 2
+
+    monkeypatch.setattr(check, "check_files", traceback_)
+    assert "traceback" in fuzz.failures(path, cwd=tmp_path)[0].error
