@@ -1,0 +1,77 @@
+"""The long fuzz run: many mutated bundled files through ``emitter check`` and ``emitter run`` (tests/fuzz.py).
+
+    .venv/bin/python scripts/fuzz.py [--cases 4000] [--seed 1] [--limit-s 20]
+
+Prints the cases tried, how many ``run`` reached, and each failure class (command and error) with its count
+and one example file kept under .local/fuzz/. Exit 1 when any case failed. Its figures are in BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
+
+from tests import fuzz  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", type=int, default=4000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--limit-s", type=int, default=20, help="a case taking longer than this is a hang")
+    a = ap.parse_args()
+    keep = ROOT / ".local" / "fuzz"
+    keep.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="emitter-fuzz-"))
+    classes: collections.Counter[tuple[str, str]] = collections.Counter()
+    counts = collections.Counter[str]()
+
+    @seed(a.seed)
+    @settings(
+        max_examples=a.cases,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(fuzz.mutated())
+    def one(case: tuple[Path, str]) -> None:
+        src, text = case
+        counts["cases"] += 1
+        outs = fuzz.run_case(fuzz.stage(src, text, tmp), a.limit_s, cwd=tmp)
+        counts["ran"] += len(outs) > 1
+        counts["refused"] += outs[0].code == 2
+        for o in outs:
+            if not o.error:
+                continue
+            key = (o.command, o.error[:100])
+            if not classes[key]:
+                (keep / f"failure-{len(classes)}-{src.name}").write_text(text, errors="surrogatepass")
+            classes[key] += 1
+
+    t0 = time.perf_counter()
+    one()
+    wall = time.perf_counter() - t0
+    failed = sum(classes.values())
+    print(
+        f"fuzz: {counts['cases']:,} cases in {wall:.0f} s (seed {a.seed}): {counts['refused']:,} refused by check "
+        f"with exit 2, {counts['ran']:,} accepted and run; {failed} failure(s) in {len(classes)} class(es)"
+    )
+    for (cmd, err), n in classes.most_common():
+        print(f"  {n:5d}  {cmd}: {err}")
+    if classes:
+        print(f"examples: {keep}/failure-*")
+    return 1 if classes else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

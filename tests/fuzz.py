@@ -1,0 +1,241 @@
+"""Mutation fuzzing of the bundled workflow and scenario files, shared by the test suite and ``scripts/fuzz.py``.
+
+A case is one bundled file with one to three mutations drawn by Hypothesis. A mutation replaces a value
+anywhere in the tree with a hostile one, scales a number to an extreme (often still valid, so that runs
+get fuzzed too), or it deletes a key, adds an unknown one, or swaps a key for a hostile one. Hostile values include huge and negative numbers, NaN, lone surrogates, megabyte strings,
+deep nesting, wrong types and near-miss units. Whole-text attacks are cases too: alias bombs, deep flow
+nesting, binary junk and an empty file. Each case runs ``emitter check`` on the file in process, then
+``emitter run`` on it when check accepts it, for a few sessions into the null sink. Both must return exit
+0 or 2 with every error a single line, without raising and within the time limit. Raising, a traceback,
+another exit code or a hang is a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import shutil
+import signal
+import sys
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = sorted((ROOT / "workflows").glob("*.yaml")) + sorted((ROOT / "workflows" / "scenarios").glob("*.yaml"))
+DEEP = "__deep__"
+
+_words = st.sampled_from(
+    [
+        "",
+        "0",
+        "-1",
+        "1e309",
+        "nan",
+        "inf",
+        "-90s",
+        "90q",
+        "1e400s",
+        "2026-13-45T99:00:00Z",
+        "9999-12-31T23:59:59Z",
+        "file:",
+        "kafka://",
+        "otlp://:99999",
+        "$exit",
+        "{id}",
+        "/a/{",
+        "normal",
+        "lognormal",
+        "\x00",
+        "\ud800",
+        "ünï/cødé",
+        "a" * 300,
+    ]
+)
+HOSTILE: st.SearchStrategy[Any] = st.one_of(
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.sampled_from([10**400, -(10**400), 2**63, -(2**63) - 1, 2**31, 0, -1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, -1e308, 5e-324, math.inf, -math.inf]),
+    _words,
+    st.text(max_size=12),
+    st.sampled_from(["x" * 1_000_000, "é" * 200_000]),
+    st.none(),
+    st.booleans(),
+    st.sampled_from([[], {}, [None], {"": None}]),
+    st.integers(min_value=30, max_value=100_000).map(lambda d: f"{DEEP}{d}"),
+    st.lists(st.one_of(st.integers(), _words), max_size=4),
+    st.dictionaries(_words, st.one_of(st.integers(), _words, st.none()), max_size=3),
+)
+
+TEXT_ATTACKS = [
+    "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
+    "[" * 50_000 + "]" * 50_000,
+    "{a: " * 20_000 + "1" + "}" * 20_000,
+    "\x00\x01\x02\xff binary",
+    "",
+    "just a string",
+    "- 1\n- 2\n",
+    "name: x\n" * 3,
+    "a: !!python/object/apply:os.system ['true']\n",
+    "name: &a [*a]\nworkflow: &b {x: *b}\n",
+    "? [a, b]\n: 1\n",
+    "entry_points: {? {a: 1} : 1}\n",
+]
+
+
+@dataclass
+class Outcome:
+    command: str
+    code: int | None  # None: it raised (or hung)
+    stderr: str
+    error: str = ""  # what went wrong, when something did
+    trace: str = ""  # the traceback, when it raised
+
+
+def _paths(tree: Any, here: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield here
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _paths(v, (*here, k))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _paths(v, (*here, i))
+
+
+def _get(tree: Any, path: tuple[Any, ...]) -> Any:
+    for p in path:
+        tree = tree[p]
+    return tree
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[Path, str]:
+    """(a bundled file, its mutated text)."""
+    src = draw(st.sampled_from(BUNDLED))
+    if draw(st.integers(0, 19)) == 0:
+        return src, draw(st.sampled_from(TEXT_ATTACKS))
+    tree = yaml.safe_load(src.read_text())
+    for _ in range(draw(st.integers(1, 3))):
+        paths = list(_paths(tree))
+        op = draw(st.sampled_from(["replace", "replace", "tweak", "tweak", "tweak", "delete", "add", "rekey"]))
+        value = draw(HOSTILE)
+        numbers = [p for p in paths if isinstance(_get(tree, p), int | float) and not isinstance(_get(tree, p), bool)]
+        if op == "tweak" and numbers:  # a plausible number made extreme but often still valid: runs get fuzzed too
+            path = draw(st.sampled_from(numbers))
+            old = _get(tree, path)
+            factor = draw(st.sampled_from([0, -1, 1e-9, 0.01, 0.5, 2, 10, 1e3, 1e6]))
+            value, op = (old * factor if isinstance(old, float) else int(old * factor)), "replace"
+        else:
+            path = draw(st.sampled_from(paths))
+            op = "replace" if op == "tweak" else op
+        if not path:
+            tree = value if op == "replace" else tree
+            continue
+        parent, last = _get(tree, path[:-1]), path[-1]
+        if op == "replace":
+            parent[last] = value
+        elif op == "delete":
+            del parent[last]
+        elif op == "add" and isinstance(parent, dict):
+            parent[draw(_words)] = value
+        elif op == "rekey" and isinstance(parent, dict):
+            parent[value if isinstance(value, str | int | float | bool) or value is None else str(value)] = parent.pop(
+                last
+            )
+    text = yaml.safe_dump(tree, sort_keys=False, width=1 << 30)
+    while DEEP in text:  # deep nesting goes in as text: the dumper itself would recurse
+        i = text.index(DEEP)
+        j = i + len(DEEP)
+        while j < len(text) and text[j].isdigit():
+            j += 1
+        depth = int(text[i + len(DEEP) : j])
+        text = text[:i] + "[" * depth + "]" * depth + text[j:]
+    return src, text
+
+
+def stage(src: Path, text: str, tmp: Path) -> Path:
+    """Write the case where the file's relative references (a scenario's workflow) still resolve."""
+    (tmp / "scenarios").mkdir(parents=True, exist_ok=True)
+    for wf in (ROOT / "workflows").glob("*.yaml"):
+        if not (tmp / wf.name).exists():
+            shutil.copy(wf, tmp / wf.name)
+    rel = src.relative_to(ROOT / "workflows")
+    out = tmp / rel.parent / f"case-{rel.name}"
+    out.write_text(text, encoding="utf-8", errors="surrogatepass")
+    return out
+
+
+class _Hang(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _Hang
+
+
+def _call(argv: list[str], limit_s: int) -> Outcome:
+    from emitter.cli import main
+
+    err = io.StringIO()
+    out = io.StringIO()
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(limit_s)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            code: int | None = main(argv)
+        error = trace = ""
+    except _Hang:
+        code, error = None, f"hung past {limit_s} s"
+        trace = ""
+    except SystemExit as exc:  # (argparse)
+        code, error, trace = (exc.code if isinstance(exc.code, int) else 1), "", ""
+    except BaseException as exc:  # noqa: BLE001 - any other exception is what the fuzzer looks for
+        code, error = None, f"raised {type(exc).__name__}: {str(exc)[:200]}"
+        trace = "".join(traceback.format_exception(exc)[-6:])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    text = err.getvalue()
+    if not error and code not in (0, 2):
+        error = f"exit {code}"
+    if not error and "Traceback" in text:
+        error = "printed a traceback"
+    if not error and code == 2:
+        bad = [ln for ln in text.splitlines() if ln and not (ln.startswith(("emitter", "warning")) or ": " in ln)]
+        if bad:
+            error = f"an error that is not one line per problem: {bad[0][:200]!r}"
+    return Outcome(argv[0], code, text, error, trace)
+
+
+def run_case(path: Path, limit_s: int = 20, cwd: Path | None = None) -> list[Outcome]:
+    """``check``, then (if accepted) a short ``run``, in ``cwd`` (where a scenario's relative outputs land);
+    every outcome, failed or not."""
+    here = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        res = [_call(["check", str(path)], limit_s)]
+        if res[0].code == 0:
+            argv = ["run", str(path), "--sessions", "20", "--speed", "max", "--sink", "null", "--progress", "off"]
+            res.append(_call(argv, limit_s))
+    finally:
+        os.chdir(here)
+    return res
+
+
+def failures(path: Path, limit_s: int = 20, cwd: Path | None = None) -> list[Outcome]:
+    return [o for o in run_case(path, limit_s, cwd) if o.error]
+
+
+if __name__ == "__main__":  # pragma: no cover - one file by hand: python -m tests.fuzz FILE
+    for o in run_case(Path(sys.argv[1])):
+        print(o)
