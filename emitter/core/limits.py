@@ -19,6 +19,7 @@ __all__ = [
     "MAX_DURATION_S",
     "MAX_FACTOR",
     "MAX_MS",
+    "MAX_NAME",
     "MAX_PARAM",
     "MAX_POPULATION",
     "MAX_SESSIONS_PER_USER",
@@ -49,6 +50,7 @@ MAX_MS = 1e9  # any time given in milliseconds (latencies, timeouts, backoffs, h
 MAX_VALUE = 1e9  # any parameter of a distribution, in its own unit (ms or s); draws are clipped here too
 MAX_LOG_VALUE = math.log(MAX_VALUE)
 MAX_PARAM = 10**15  # path and query parameters' integers (exact in float arithmetic)
+MAX_NAME = 2_048  # characters of a name, route or key (names go into every event)
 
 
 class OutOfRange(ValueError):

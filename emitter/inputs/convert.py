@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 from msgspec import inspect as mi
 
+from ..core.limits import MAX_NAME
 from ..errors import ConfigError, ConfigProblem
 
 __all__ = ["INVALID", "Path", "Problems", "convert", "register_parser", "show", "struct_valid", "valid"]
@@ -171,6 +172,9 @@ def _key(k: Any, t: mi.Type, probs: Problems, path: Path, extra: dict[str, Any])
         return _leaf(v, t, probs, path, {"what": extra.get("key_what")} if extra.get("key_what") else {})
     if not isinstance(k, str) or not k:
         probs.error(path, f"expected {extra.get('key_what', 'a non-empty string')} as a name, got {show(k)}")
+        return INVALID
+    if len(k) > MAX_NAME:
+        probs.error((*path[:-1], show(k)), f"a name of {len(k):,} characters: at most {MAX_NAME:,}")
         return INVALID
     return k
 

@@ -32,6 +32,9 @@ def to_dist(spec: Any, probs: Problems, path: Path) -> Dist | None:
     if isinstance(spec, float):
         return Dist((Component(CONSTANT, spec, 0.0, 0.0, (("value", spec),)),), (1.0,))
     if isinstance(spec, MixtureSpec):
+        given: Any = spec.components  # INVALID when it was not a list (the problem is recorded)
+        if not isinstance(given, list | tuple):
+            return None
         comps: list[Component] = []
         weights: list[float] = []
         for i, c in enumerate(spec.components):

@@ -18,6 +18,7 @@ from ..core.limits import (
     MAX_ARRIVAL_RATE,
     MAX_DATASET_USERS,
     MAX_DURATION_S,
+    MAX_NAME,
     MAX_POPULATION,
     MAX_SESSIONS_PER_USER,
     MAX_USERS,
@@ -411,7 +412,9 @@ register_parser("offset_us", lambda v: round(parse_offset(v) * 1e6))
 
 def _name(v: Any) -> str:
     if isinstance(v, bool) or not isinstance(v, str | int | float) or v == "":
-        raise ValueError(f"expected a name, got {v!r}")
+        raise ValueError(f"expected a name, got {v!r:.60}")
+    if len(str(v)) > MAX_NAME:
+        raise ValueError(f"a name of {len(str(v)):,} characters: at most {MAX_NAME:,}")
     return str(v)
 
 

@@ -134,6 +134,7 @@ def _target_problems(t: Target, path: Path, wfs: list[Workflow], probs: Problems
 def checked_faults(items: list[Any], workflows: list[Workflow], probs: Problems, key: str = "faults") -> list[Fault]:
     """Converted faults (``items``, at ``key``) checked against the workflows: targets, parameters, ids."""
     faults: list[Fault] = []
+    ids: set[str] = set()
     for i, fault in enumerate(items):
         if fault is INVALID:
             continue
@@ -146,14 +147,19 @@ def checked_faults(items: list[Any], workflows: list[Workflow], probs: Problems,
             continue
         for sub, msg in fault.problems():
             probs.error((*path, *sub), msg)
-        if any(x.id == fault.id for x in faults):
+        if fault.id in ids:
             probs.error((*path, "id"), f"fault id {fault.id!r} used twice")
+        ids.add(fault.id)
         faults.append(fault)
     return faults
 
 
 def parse_scenario(data: Any, source: str = "<memory>", base: FsPath | None = None) -> Scenario:
     probs = Problems(source)
+    if isinstance(data, dict) and isinstance(data.get("faults"), list) and len(data["faults"]) >= MAX_FAULTS:
+        # refused before the faults are converted: tens of thousands of them would take a while to check
+        probs.error(("faults",), f"at most {MAX_FAULTS - 1} faults, got {len(data['faults']):,}")
+        data = {k: v for k, v in data.items() if k != "faults"}
     f = convert(data, ScenarioFile, probs)
     if f is INVALID:
         probs.raise_if_any()
@@ -270,7 +276,7 @@ def parse_scenario(data: Any, source: str = "<memory>", base: FsPath | None = No
     cascade = (
         CascadePreset(rate=f.cascade_failure_rate) if isinstance(f.cascade_failure_rate, float) else CascadePreset()
     )
-    if len(faults) >= MAX_FAULTS:
+    if len(faults) >= MAX_FAULTS:  # (with the random ones' specs)
         probs.error(("faults",), f"at most {MAX_FAULTS - 1} faults")
     name = f.name if f.name is not UNSET else FsPath(source).stem
     probs.raise_if_any()

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar
 
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
-from ..core.limits import MAX_CALLS, MAX_FACTOR, MAX_LOG_VALUE, MAX_MS, MAX_PARAM, MAX_VALUE
+from ..core.limits import MAX_CALLS, MAX_FACTOR, MAX_LOG_VALUE, MAX_MS, MAX_NAME, MAX_PARAM, MAX_VALUE
 
 __all__ = [
     "DIST",
@@ -37,7 +37,7 @@ Positive = Annotated[float, Meta(gt=0, le=MAX_VALUE)]
 NonNegative = Annotated[float, Meta(ge=0, le=MAX_VALUE)]
 Millis = Annotated[float, Meta(gt=0, le=MAX_MS)]
 Factor = Annotated[float, Meta(gt=0, le=MAX_FACTOR)]
-Name = Annotated[str, Meta(min_length=1)]
+Name = Annotated[str, Meta(min_length=1, max_length=MAX_NAME)]
 Row = dict[str, Probability] | None  # a transitions row; empty (or null) is a dead end unless an exit point
 
 

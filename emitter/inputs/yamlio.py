@@ -59,9 +59,16 @@ def load_yaml_text(text: str, source: str) -> Any:
         raise ConfigError([ConfigProblem(source, (), f"YAML error: {exc}")]) from None
 
 
+MAX_FILE_BYTES = 16 << 20  # a workflow or scenario file (a 10,000-state workflow is about 1 MB)
+
+
 def load_yaml_file(path: str | Path) -> Any:
     p = Path(path)
     try:
+        size = p.stat().st_size if p.is_file() else 0
+        if size > MAX_FILE_BYTES:
+            what = f"the file is {size / 2**20:,.1f} MiB: at most {MAX_FILE_BYTES >> 20} MiB"
+            raise ConfigError([ConfigProblem(str(path), (), what)])
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([ConfigProblem(str(path), (), "file not found")]) from None

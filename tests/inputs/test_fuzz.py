@@ -52,6 +52,21 @@ REGRESSIONS = {
     "a null name": (_replace(SCENARIO, "name: payment-slowdown", "name: null"), "name"),
     "a null key": (_replace(SCENARIO, "name: payment-slowdown", "name: payment-slowdown\n~: 1"), "unknown key None"),
     "a list as a key": (_replace(WORKFLOW, "name: ecommerce", "? [a, b]\n: 1\nname: ecommerce"), "key"),
+    "a mixture's components not a list": (
+        _replace(WORKFLOW, "name: ecommerce", "name: ecommerce\nthink_time: {dist: mixture, components: -2563}"),
+        "components",
+    ),
+    "a name of megabytes": (_replace(WORKFLOW, "name: ecommerce", "name: " + "x" * 5_000_000), "at most 2048"),
+    "a route of megabytes": (
+        _replace(WORKFLOW, "avg_response_times:\n", "avg_response_times:\n  ? /" + "y" * 3_000_000 + "\n  : 5\n"),
+        "at most 2,048",
+    ),
+    "tens of thousands of faults": (
+        _replace(
+            SCENARIO, "faults:\n", "faults:\n" + "  - {kind: error, target: {service: payment}, rate: 0.1}\n" * 20_000
+        ),
+        "at most 63 faults, got 20,001",
+    ),
     "a recursive alias": ((fuzz.ROOT / WORKFLOW, "name: &a [*a]\n"), "name: expected a non-empty string"),
 }
 
@@ -96,3 +111,17 @@ def test_the_harness_reports_a_raise_a_hang_and_a_traceback(monkeypatch: pytest.
 
     monkeypatch.setattr(check, "check_files", traceback_)
     assert "traceback" in fuzz.failures(path, cwd=tmp_path)[0].error
+
+
+def test_a_file_past_the_size_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from emitter.inputs.yamlio import MAX_FILE_BYTES
+
+    big = tmp_path / "big.yaml"
+    text = (fuzz.ROOT / WORKFLOW).read_text()
+    big.write_text(text + "#" * (MAX_FILE_BYTES - len(text) + 1) + "\n")
+    out = fuzz.run_case(big, limit_s=30, cwd=tmp_path)
+    assert out[0].code == 2 and not out[0].error, out[0]
+    assert out[0].stderr.strip() == f"{big}: (top level): the file is 16.0 MiB: at most 16 MiB", out[0].stderr
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(text + "#" * (MAX_FILE_BYTES - len(text) - 10) + "\n")  # just under: read and accepted
+    assert fuzz.run_case(ok, limit_s=60, cwd=tmp_path)[0].code == 0
