@@ -101,6 +101,41 @@ class Outcome:
     trace: str = ""  # the traceback, when it raised
 
 
+URIS = st.sampled_from(
+    [
+        "kafka://127.0.0.1:1/t",
+        "kafka://:9092",
+        "otlp://x:0",
+        "otlp+http://[::1",
+        "file:/nonexistent/dir/x",
+        "file:",
+        "parquet:",
+        "null",
+        "1e400",
+        "-0",
+        "0x10",
+        "1_000",
+        "2026-02-30",
+        "now",
+        "36h",
+        "1000000000000",
+    ]
+)
+
+
+@st.composite
+def run_options(draw: st.DrawFn) -> list[str]:
+    """``emitter run`` arguments: one to three run options with hostile values (the null sink unless drawn)."""
+    from emitter.inputs.options import OPTIONS
+
+    values = st.one_of(
+        _words, URIS, st.text(max_size=10), st.integers(-(10**30), 10**30).map(str), st.floats().map(str)
+    )
+    pairs = draw(st.lists(st.tuples(st.sampled_from([o.flag for o in OPTIONS]), values), min_size=1, max_size=3))
+    argv = [a for pair in pairs for a in pair]
+    return argv if "--sink" in argv else [*argv, "--sink", "null"]
+
+
 def _paths(tree: Any, here: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     yield here
     if isinstance(tree, dict):
@@ -230,6 +265,18 @@ def run_case(path: Path, limit_s: int = 20, cwd: Path | None = None) -> list[Out
     finally:
         os.chdir(here)
     return res
+
+
+def run_failures(options: list[str], cwd: Path, limit_s: int = 20) -> list[Outcome]:
+    """A short ``emitter run`` of the ecommerce workflow with ``options`` after the defaults (later wins)."""
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        wf = str(ROOT / "workflows" / "ecommerce.yaml")
+        out = _call(["run", wf, "--sessions", "5", "--speed", "max", "--progress", "off", *options], limit_s)
+    finally:
+        os.chdir(here)
+    return [out] if out.error else []
 
 
 def failures(path: Path, limit_s: int = 20, cwd: Path | None = None) -> list[Outcome]:

@@ -32,6 +32,15 @@ def test_mutated_bundled_files_fail_cleanly(case: tuple[Path, str], tmp_path_fac
     assert not bad, f"{src.name}: {bad[0].command} {bad[0].error}\n{bad[0].trace}\n--- case ---\n{text[:2000]}"
 
 
+@settings(_SETTINGS, max_examples=60)
+@given(options=fuzz.run_options())
+def test_hostile_run_options_and_sink_uris_fail_cleanly(
+    options: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    bad = fuzz.run_failures(options, tmp_path_factory.mktemp("opts"), limit_s=30)
+    assert not bad, f"{options}: {bad[0].error}\n{bad[0].trace}"
+
+
 SCENARIO = "workflows/scenarios/payment-slowdown.yaml"
 WORKFLOW = "workflows/ecommerce.yaml"
 
