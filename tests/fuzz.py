@@ -107,7 +107,7 @@ URIS = st.sampled_from(
         "kafka://:9092",
         "otlp://x:0",
         "otlp+http://[::1",
-        "file:/nonexistent/dir/x",
+        "file:no/such/dir/x",
         "file:",
         "parquet:",
         "null",
@@ -123,6 +123,15 @@ URIS = st.sampled_from(
 )
 
 
+def _inside(value: str) -> str:
+    """A value that names a path names one under the case's directory (a sink makes its parents)."""
+    value = value.replace("..", "__").replace("~", "_")
+    for scheme in ("file:", "parquet:"):
+        if value.startswith(scheme + "/"):
+            return f"{scheme}.{value[len(scheme) :]}"
+    return "." + value if value.startswith("/") else value
+
+
 @st.composite
 def run_options(draw: st.DrawFn) -> list[str]:
     """``emitter run`` arguments: one to three run options with hostile values (the null sink unless drawn)."""
@@ -132,7 +141,7 @@ def run_options(draw: st.DrawFn) -> list[str]:
         _words, URIS, st.text(max_size=10), st.integers(-(10**30), 10**30).map(str), st.floats().map(str)
     )
     pairs = draw(st.lists(st.tuples(st.sampled_from([o.flag for o in OPTIONS]), values), min_size=1, max_size=3))
-    argv = [a for pair in pairs for a in pair]
+    argv = [a for pair in pairs for a in (pair[0], _inside(pair[1]))]
     return argv if "--sink" in argv else [*argv, "--sink", "null"]
 
 
@@ -163,6 +172,7 @@ def mutated(draw: st.DrawFn) -> tuple[Path, str]:
         paths = list(_paths(tree))
         op = draw(st.sampled_from(["replace", "replace", "tweak", "tweak", "tweak", "delete", "add", "rekey"]))
         value = draw(HOSTILE)
+        value = _inside(value) if isinstance(value, str) else value  # (a report path, say, stays in the case)
         numbers = [p for p in paths if isinstance(_get(tree, p), int | float) and not isinstance(_get(tree, p), bool)]
         if op == "tweak" and numbers:  # a plausible number made extreme but often still valid: runs get fuzzed too
             path = draw(st.sampled_from(numbers))
