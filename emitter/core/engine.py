@@ -502,8 +502,8 @@ class Simulation:
         """The pool's columns as the walk made them (derived ones computed again), in the walk's order."""
         out: dict[str, npt.NDArray[Any]] = {}
         for k, dt in self._layout.items():
-            if k == "utype":
-                out[k] = self.user_types(due["user"].astype(np.int64))
+            if k == "utype":  # (after "user", which the walk makes first)
+                out[k] = self.user_types(out["user"])
             elif k == "anomalous":
                 out[k] = due["faults"] != 0
             else:

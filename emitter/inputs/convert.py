@@ -143,10 +143,11 @@ def _walk(data: Any, t: mi.Type, probs: Problems, path: Path, extra: dict[str, A
         if not isinstance(data, list | tuple):
             probs.error(path, f"expected {extra.get('what', 'a list')}, got {show(data)}")
             return INVALID
-        items = [_walk(v, t.item_type, probs, (*path, i), {}) for i, v in enumerate(data)]
-        if isinstance(t, mi.ListType | mi.VarTupleType) and t.max_length is not None and len(items) > t.max_length:
-            probs.error(path, f"expected at most {t.max_length} items, got {len(items)}")
+        if isinstance(t, mi.ListType | mi.VarTupleType) and t.max_length is not None and len(data) > t.max_length:
+            # refused before the items are converted: checking tens of thousands of them takes a while
+            probs.error(path, f"expected at most {t.max_length:,} {extra.get('items', 'items')}, got {len(data):,}")
             return INVALID
+        items = [_walk(v, t.item_type, probs, (*path, i), {}) for i, v in enumerate(data)]
         return tuple(items) if isinstance(t, mi.VarTupleType) else items
     if isinstance(t, mi.TupleType):
         if not isinstance(data, list | tuple) or len(data) != len(t.item_types):

@@ -74,7 +74,7 @@ REGRESSIONS = {
         _replace(
             SCENARIO, "faults:\n", "faults:\n" + "  - {kind: error, target: {service: payment}, rate: 0.1}\n" * 20_000
         ),
-        "at most 63 faults, got 20,001",
+        "faults: expected at most 63 faults, got 20,001",
     ),
     "a recursive alias": ((fuzz.ROOT / WORKFLOW, "name: &a [*a]\n"), "name: expected a non-empty string"),
 }
