@@ -13,14 +13,20 @@ mypy
 echo "== lint-imports (the layers of docs/architecture.md)" >&2
 lint-imports --no-cache
 
-echo "== servers: a real Kafka broker, a real OpenTelemetry Collector and a real Jaeger" >&2
+echo "== servers: real Kafka brokers (plain, and SASL_SSL with ACLs), a real OpenTelemetry Collector and a real Jaeger" >&2
 # Start what is not running yet, and stop (when the tests end) only what this script started.
+server() { # NAME COMMAND
+  case $1 in
+    kafka-sasl) KAFKA_SECURITY=sasl_ssl deploy/local/kafka.sh "$2" ;;
+    *) "deploy/local/$1.sh" "$2" ;;
+  esac
+}
 started=()
-cleanup() { for s in "${started[@]}"; do "deploy/local/$s.sh" stop || true; done; }
+cleanup() { for s in "${started[@]}"; do server "$s" stop || true; done; }
 trap cleanup EXIT
-for s in kafka otelcol jaeger; do
-  if ! "deploy/local/$s.sh" status >/dev/null 2>&1; then
-    "deploy/local/$s.sh" start
+for s in kafka kafka-sasl otelcol jaeger; do
+  if ! server "$s" status >/dev/null 2>&1; then
+    server "$s" start
     started+=("$s")
   fi
 done

@@ -13,11 +13,17 @@
 #                      run org.apache.kafka.tools.ProducerPerformance --topic t --num-records 1000 ...
 #   logs [-f|--path]   show the last lines of the broker log (-f: follow; --path: print its path)
 #   reset              stop the broker and delete its data and logs (the jars are kept)
+#   paths              print the bootstrap server, state dir and (sasl_ssl) the CA file and users file
 #
 # State: ${EMITTER_LOCAL_DIR:-<repo>/.local}/kafka/{libs,data,logs,kafka.pid,server.properties}
 # Settings (environment):
-#   KAFKA_PORT (9092)               PLAINTEXT listener, bootstrap server 127.0.0.1:$KAFKA_PORT
-#   KAFKA_CONTROLLER_PORT (9093)    KRaft controller listener
+#   KAFKA_SECURITY (plaintext)      plaintext: one PLAINTEXT listener. sasl_ssl: a second, secured broker with its
+#                                   own state (<local>/kafka-sasl) and ports (9094, 9095): SASL_SSL only, TLS with
+#                                   a local CA (deploy/local/tls.sh), SCRAM-SHA-512 users admin, emitter and
+#                                   stranger (random passwords in <state>/secrets/users.env), ACLs: emitter owns
+#                                   topics, groups and transactional ids prefixed "sec-"; see kafka/sasl_ssl.properties
+#   KAFKA_PORT (9092; sasl_ssl 9094)            client listener, bootstrap server 127.0.0.1:$KAFKA_PORT
+#   KAFKA_CONTROLLER_PORT (9093; sasl_ssl 9095) KRaft controller listener
 #   KAFKA_HEAP_OPTS (-Xms512m -Xmx512m)   broker heap;  KAFKA_JVM_OPTS: more broker JVM options
 #   KAFKA_TOOL_OPTS (-Xmx512m)      JVM options for `run`
 #   KAFKA_START_TIMEOUT (60) / KAFKA_STOP_TIMEOUT (30)   seconds
@@ -30,8 +36,17 @@ REPO_DIR=$(cd "$SCRIPT_DIR/../.." && pwd)
 CONF_DIR=$SCRIPT_DIR/kafka
 LOCAL_DIR=${EMITTER_LOCAL_DIR:-$REPO_DIR/.local}
 [[ $LOCAL_DIR == /* ]] || LOCAL_DIR=$PWD/$LOCAL_DIR
-STATE_DIR=$LOCAL_DIR/kafka
-LIBS_DIR=$STATE_DIR/libs
+KAFKA_SECURITY=${KAFKA_SECURITY:-plaintext}
+case $KAFKA_SECURITY in
+  plaintext) STATE_DIR=$LOCAL_DIR/kafka; DEFAULT_PORT=9092 ;;
+  sasl_ssl) STATE_DIR=$LOCAL_DIR/kafka-sasl; DEFAULT_PORT=9094 ;;
+  *) printf "kafka.sh: error: KAFKA_SECURITY must be plaintext or sasl_ssl, got '%s'\n" "$KAFKA_SECURITY" >&2; exit 1 ;;
+esac
+LIBS_DIR=$LOCAL_DIR/kafka/libs  # the jars are shared by both brokers
+SECRETS_DIR=$STATE_DIR/secrets
+TLS_DIR=$SECRETS_DIR/tls
+USERS_FILE=$SECRETS_DIR/users.env
+ACL_MARKER=$STATE_DIR/acls.done
 DATA_DIR=$STATE_DIR/data
 LOG_DIR=$STATE_DIR/logs
 PID_FILE=$STATE_DIR/kafka.pid
@@ -41,8 +56,8 @@ FORMAT_MARKER=$STATE_DIR/formatted.env
 SERVER_LOG=$LOG_DIR/server.log
 CONSOLE_LOG=$LOG_DIR/kafka.out
 
-KAFKA_PORT=${KAFKA_PORT:-9092}
-KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_PORT=${KAFKA_PORT:-$DEFAULT_PORT}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((DEFAULT_PORT + 1))}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}
 KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:-}
 KAFKA_TOOL_OPTS=${KAFKA_TOOL_OPTS:--Xmx512m}
@@ -132,7 +147,66 @@ render_config() {
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
       -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
       -e "s|@LOG_DIRS@|$esc|g" "$CONF_DIR/server.properties" >"$CONFIG.tmp"
+  if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+    local tls=${TLS_DIR//\\/\\\\}
+    tls=${tls//&/\\&}
+    tls=${tls//|/\\|}
+    # shellcheck disable=SC1090
+    source "$USERS_FILE"
+    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+        -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+        -e "s|@TLS_DIR@|$tls|g" \
+        -e "s|@STORE_PASSWORD@|$(cat "$TLS_DIR/store.pass")|g" \
+        -e "s|@ADMIN_PASSWORD@|$KAFKA_ADMIN_PASSWORD|g" "$CONF_DIR/sasl_ssl.properties" >>"$CONFIG.tmp"
+  fi
+  chmod 600 "$CONFIG.tmp"
   mv "$CONFIG.tmp" "$CONFIG"
+}
+
+# sasl_ssl: TLS material, random SCRAM passwords and the admin's client config, made once.
+make_secrets() {
+  [[ $KAFKA_SECURITY == sasl_ssl ]] || return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl not found: it makes the TLS certificates of the secured broker"
+  mkdir -p "$SECRETS_DIR"
+  chmod 700 "$SECRETS_DIR"
+  "$SCRIPT_DIR/tls.sh" "$TLS_DIR" >/dev/null || die "could not make the TLS material in $TLS_DIR"
+  if [[ ! -s $USERS_FILE ]]; then
+    local u
+    {
+      for u in ADMIN EMITTER STRANGER; do printf 'KAFKA_%s_PASSWORD=%s\n' "$u" "$(openssl rand -hex 16)"; done
+    } >"$USERS_FILE.tmp"
+    chmod 600 "$USERS_FILE.tmp"
+    mv "$USERS_FILE.tmp" "$USERS_FILE"
+    rm -rf "$DATA_DIR"  # the users are made when the storage is formatted
+  fi
+  # shellcheck disable=SC1090
+  source "$USERS_FILE"
+  (
+    umask 077
+    cat >"$SECRETS_DIR/admin.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$KAFKA_ADMIN_PASSWORD";
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+EOF
+  )
+}
+
+# sasl_ssl: the emitter user owns everything prefixed "sec-"; the stranger gets nothing. Set once per storage.
+apply_acls() {
+  [[ $KAFKA_SECURITY == sasl_ssl && ! -f $ACL_MARKER ]] || return 0
+  local r out
+  for r in --topic --group --transactional-id; do
+    if ! out=$(java_tool org.apache.kafka.tools.AclCommand --bootstrap-server "$BOOTSTRAP" \
+        --command-config "$SECRETS_DIR/admin.properties" --add --allow-principal User:emitter --operation All \
+        "$r" sec- --resource-pattern-type prefixed 2>&1); then
+      printf '%s\n' "$out" | tail -n 20 >&2
+      die "setting the ACLs failed"
+    fi
+  done
+  touch "$ACL_MARKER"
+  log "ACLs set: User:emitter may do everything on topics, groups and transactional ids prefixed 'sec-'"
 }
 
 java_tool() { # CLASS ARGS... with the tools' log4j config
@@ -152,7 +226,16 @@ format_storage() {
     || { tail -n 20 "$LOG_DIR/format.log" >&2; die "StorageTool random-uuid failed"; }
   cluster_id=$(tr -d '[:space:]' <<<"$cluster_id")
   [[ -n $cluster_id ]] || die "StorageTool random-uuid printed no cluster id"
-  if ! out=$(java_tool kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONFIG" 2>&1); then
+  local scram=()
+  if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+    # shellcheck disable=SC1090
+    source "$USERS_FILE"
+    scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$KAFKA_ADMIN_PASSWORD]"
+      --add-scram "SCRAM-SHA-512=[name=emitter,password=$KAFKA_EMITTER_PASSWORD]"
+      --add-scram "SCRAM-SHA-512=[name=stranger,password=$KAFKA_STRANGER_PASSWORD]")
+  fi
+  rm -f "$ACL_MARKER"
+  if ! out=$(java_tool kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONFIG" "${scram[@]}" 2>&1); then
     printf '%s\n' "$out" >>"$LOG_DIR/format.log"
     printf '%s\n' "$out" | tail -n 20 >&2
     rm -rf "$DATA_DIR"
@@ -179,6 +262,15 @@ is_running() {
 # our correlation id. Proves the broker processes requests (a bare TCP connect does not).
 kafka_ping() {
   local port=${1:-$KAFKA_PORT}
+  if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+    # the same request inside TLS: ApiVersions is answered before SASL authentication
+    local resp
+    resp=$(printf '\x00\x00\x00\x0e\x00\x12\x00\x00\x00\x00\x00\x2a\x00\x04ping' \
+      | timeout 5 openssl s_client -quiet -ign_eof -verify_return_error -CAfile "$TLS_DIR/ca.pem" \
+        -connect "127.0.0.1:$port" 2>/dev/null | head -c 8 | od -An -v -tx1 | tr -d ' \n') || true
+    [[ ${resp:8:8} == 0000002a ]]
+    return
+  fi
   # shellcheck disable=SC2016  # expanded by the inner bash
   timeout 5 bash -c '
     exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
@@ -271,6 +363,7 @@ cmd_start() {
   done
   mkdir -p "$LOG_DIR"
   fetch_libs
+  make_secrets
   render_config
   format_storage
   SERVER_LOG_OFFSET=$(file_size "$SERVER_LOG")
@@ -288,6 +381,7 @@ cmd_start() {
   echo "$pid" >"$PID_FILE"
   log "starting broker (pid $pid) ..."
   wait_ready "$pid" "$t0"
+  apply_acls
 }
 
 cmd_stop() {
@@ -342,7 +436,7 @@ cmd_status() {
 
 cmd_reset() {
   cmd_stop
-  rm -rf "$DATA_DIR" "$LOG_DIR" "$CONFIG" "$FORMAT_MARKER"
+  rm -rf "$DATA_DIR" "$LOG_DIR" "$CONFIG" "$FORMAT_MARKER" "$ACL_MARKER"
   log "deleted $DATA_DIR and $LOG_DIR (jars kept)"
 }
 
@@ -373,6 +467,16 @@ case "$cmd" in
       -cp "$LIBS_DIR/*" "$@" 9>&-
     ;;
   logs) cmd_logs "$@" ;;
+  paths)
+    echo "bootstrap: $BOOTSTRAP"
+    echo "security: $KAFKA_SECURITY"
+    echo "state: $STATE_DIR"
+    if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+      echo "ca: $TLS_DIR/ca.pem"
+      echo "other-ca: $TLS_DIR/other-ca.pem"
+      echo "users: $USERS_FILE"
+    fi
+    ;;
   reset) cmd_reset ;;
   -h|--help|help) usage ;;
   "") usage; exit 2 ;;

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["KafkaSettings", "parse_kafka_uri"]
+__all__ = ["KafkaSettings", "authorization_text", "diagnose", "parse_kafka_uri", "unreachable_text"]
 
 SECRET_KEYS = {"sasl.password", "ssl.key.password", "sasl.jaas.config"}
 
@@ -116,6 +116,7 @@ class KafkaSettings:
     ssl: dict[str, str] = field(default_factory=dict)
     shown: dict[str, str] = field(default_factory=dict)  # for describe(): secrets masked
     extra: dict[str, str] = field(default_factory=dict)  # keys a caller asked for (e.g. the validator's client)
+    source: str = "--sink"  # the option or key the URI came from, for error messages
 
     def describe(self) -> str:
         q = "&".join(f"{k}={v}" for k, v in self.shown.items())
@@ -140,13 +141,21 @@ class KafkaSettings:
         if self.ssl or kw.get("security_protocol", "PLAINTEXT").upper() in ("SSL", "SASL_SSL"):
             import ssl
 
-            ctx = ssl.create_default_context(cafile=self.ssl.get("ssl.ca.location"))
-            if "ssl.certificate.location" in self.ssl:
-                ctx.load_cert_chain(
-                    self.ssl["ssl.certificate.location"],
-                    self.ssl.get("ssl.key.location"),
-                    self.ssl.get("ssl.key.password"),
-                )
+            key = "ssl.ca.location"
+            try:
+                ctx = ssl.create_default_context(cafile=self.ssl.get(key))
+                if "ssl.certificate.location" in self.ssl:
+                    key = "ssl.certificate.location"
+                    ctx.load_cert_chain(
+                        self.ssl["ssl.certificate.location"],
+                        self.ssl.get("ssl.key.location"),
+                        self.ssl.get("ssl.key.password"),
+                    )
+            except (OSError, ssl.SSLError) as exc:
+                what = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+                raise ConfigError.one(
+                    self.source, (self.describe(), key), f"cannot load {self.ssl.get(key)!r}: {what}"
+                ) from None
             kw["ssl_context"] = ctx
         return kw
 
@@ -182,7 +191,7 @@ def parse_kafka_uri(
         props.update(read_properties(query["config"], source))
     props.update(query)
     props.pop("config", None)
-    s = KafkaSettings(bootstrap, topic)
+    s = KafkaSettings(bootstrap, topic, source=source)
     for key, raw in props.items():
         value = _secret(raw, source, key) if key in SECRET_KEYS else raw
         s.shown[key] = "***" if key in SECRET_KEYS else raw
@@ -232,3 +241,94 @@ def parse_kafka_uri(
     if s.partitions < 1:
         raise ConfigError.one(source, (uri, "partitions"), f"expected a positive integer, got {s.partitions}")
     return s
+
+
+# ----------------------------------------------------------------------------- why a client cannot connect
+
+_AUTHZ = {
+    29: ("TOPIC_AUTHORIZATION_FAILED", "topic"),
+    30: ("GROUP_AUTHORIZATION_FAILED", "consumer group"),
+    31: ("CLUSTER_AUTHORIZATION_FAILED", "cluster"),
+    53: ("TRANSACTIONAL_ID_AUTHORIZATION_FAILED", "transactional id"),
+}
+
+
+def authorization_text(s: KafkaSettings, exc_or_code: BaseException | int, action: str, resource: str) -> str | None:
+    """One line for an authorization failure (ACL denial), or None when it is not one."""
+    code = exc_or_code if isinstance(exc_or_code, int) else getattr(exc_or_code, "errno", None)
+    if code not in _AUTHZ:
+        return None
+    name, kind = _AUTHZ[code]
+    user = s.producer.get("sasl_plain_username")
+    who = f"user {user!r}" if user else "this client"
+    return f"kafka: not authorized to {action} {resource} ({name}): the broker's ACLs do not allow {who} on this {kind}"
+
+
+async def diagnose(s: KafkaSettings) -> tuple[bool, str]:
+    """Why the cluster cannot be reached: connect once to each bootstrap server the way the clients do and
+    return ``(fatal, reason)``. Fatal reasons (credentials, TLS trust, SASL mechanism) are not cured by
+    waiting, so callers stop at once instead of retrying."""
+    import ssl
+
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import (
+        KafkaConnectionError,
+        KafkaError,
+        SaslAuthenticationFailed,
+        UnsupportedSaslMechanismError,
+    )
+
+    kw = s.connection_kwargs()
+    kw.pop("bootstrap_servers", None)
+    kw["request_timeout_ms"] = min(int(kw.get("request_timeout_ms", 10_000)), 10_000)
+    reasons: list[tuple[bool, str]] = []
+    for hp in s.bootstrap:
+        host, _, port = hp.rpartition(":")
+        try:
+            conn = await create_conn(host.strip("[]"), int(port), **kw)
+        except SaslAuthenticationFailed:
+            user = s.producer.get("sasl_plain_username")
+            mech = s.producer.get("sasl_mechanism", "PLAIN")
+            reasons.append(
+                (True, f"authentication failed for user {user!r} ({mech}): check sasl.username and sasl.password")
+            )
+        except UnsupportedSaslMechanismError:
+            reasons.append((True, f"the broker does not accept sasl.mechanism={s.producer.get('sasl_mechanism')}"))
+        except ssl.SSLCertVerificationError as exc:
+            ca = s.ssl.get("ssl.ca.location", "the system's CA store")
+            reasons.append(
+                (True, f"TLS: the broker's certificate is not trusted ({exc.verify_message}; ssl.ca.location: {ca})")
+            )
+        except ssl.SSLError as exc:
+            reasons.append((True, f"TLS handshake failed: {exc.reason or exc}"))
+        except KafkaConnectionError as exc:
+            text = str(exc)
+            if text.endswith("closed") and kw.get("security_protocol", "PLAINTEXT") == "PLAINTEXT":
+                # a listener that hangs up on a plain request wants TLS or SASL: waiting will not help
+                reasons.append((True, f"{text}: does the listener expect TLS or SASL? set security.protocol"))
+            else:
+                reasons.append((False, text))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            reasons.append((False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__))
+        else:
+            conn.close()
+            return False, "a bootstrap server answers, but the client could not start"
+    fatal = [r for f, r in reasons if f]
+    if fatal:
+        return True, fatal[0]
+    return False, reasons[0][1] if reasons else "no bootstrap server"
+
+
+async def unreachable_text(s: KafkaSettings, exc: BaseException | None = None) -> tuple[bool, str]:
+    """``(fatal, line)``: the one line a client that failed to start reports."""
+    if exc is not None:
+        denied = authorization_text(s, exc, "use", "the cluster")
+        if getattr(exc, "errno", None) == 31 and s.producer.get("enable_idempotence"):
+            denied = authorization_text(s, exc, "start an idempotent producer on", "the cluster")
+        if denied:
+            return True, denied
+    fatal, reason = await diagnose(s)
+    if not fatal and reason.startswith("a bootstrap server answers") and exc is not None:
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    verb = "cannot connect to" if fatal else "cannot reach a broker at"
+    return fatal, f"kafka: {verb} {','.join(s.bootstrap)}: {reason}"

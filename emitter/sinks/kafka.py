@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..clients.kafka import KafkaSettings, parse_kafka_uri
+from ..clients.kafka import KafkaSettings, authorization_text, parse_kafka_uri, unreachable_text
 from ..core.batch import SCHEMA_VERSION, EventBatch
 from ..encode.render import render_strings
 from ..errors import ConfigError
@@ -74,20 +74,19 @@ class KafkaSink(Sink):
 
         s = self.settings
         deadline = time.monotonic() + s.startup_wait_ms / 1000
+        kwargs = s.client_kwargs()
         while True:
-            producer = AIOKafkaProducer(**s.client_kwargs())
+            producer = AIOKafkaProducer(**kwargs)
             try:
                 await producer.start()
                 break
             except (KafkaConnectionError, KafkaError, OSError) as exc:
                 with contextlib.suppress(Exception):
                     await producer.stop()
-                if time.monotonic() >= deadline:
-                    hint = "" if s.startup_wait_ms else " (add ?startup.wait.ms=30000 to wait for it)"
-                    raise SinkError(
-                        f"kafka: cannot reach a broker at {','.join(s.bootstrap)}: "
-                        f"{type(exc).__name__}{f': {exc}' if str(exc) else ''}{hint}"
-                    ) from None
+                fatal, line = await unreachable_text(s, exc)
+                if fatal or time.monotonic() >= deadline:
+                    hint = "" if fatal or s.startup_wait_ms else " (add ?startup.wait.ms=30000 to wait for it)"
+                    raise SinkError(line + hint) from None
                 await asyncio.sleep(1.0)
         self._producer = producer
         try:
@@ -99,7 +98,8 @@ class KafkaSink(Sink):
             raise
         except KafkaError as exc:
             await producer.stop()
-            raise SinkError(f"kafka: topic {s.topic!r}: {type(exc).__name__}: {exc}") from None
+            denied = authorization_text(s, exc, "use", f"topic {s.topic!r}")
+            raise SinkError(denied or f"kafka: topic {s.topic!r}: {type(exc).__name__}: {exc}") from None
         if not parts:
             await producer.stop()
             raise SinkError(f"kafka: topic {s.topic!r} does not exist and create.topic=false")
@@ -127,7 +127,10 @@ class KafkaSink(Sink):
                     resp = await admin.create_topics([new])
                     for _, code, msg, *_ in getattr(resp, "topic_errors", getattr(resp, "topic_error_codes", [])):
                         if code not in (0, 36):  # 36: already exists
-                            raise SinkError(f"kafka: cannot create topic {s.topic!r}: error {code} {msg or ''}")
+                            denied = authorization_text(s, code, "create", f"topic {s.topic!r}")
+                            raise SinkError(
+                                denied or f"kafka: cannot create topic {s.topic!r}: error {code} {msg or ''}"
+                            )
         finally:
             await admin.close()
 

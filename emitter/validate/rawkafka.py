@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..clients.kafka import KafkaSettings
+from ..clients.kafka import KafkaSettings, authorization_text, unreachable_text
 from ..encode.kafka_records import RawBatch, _warm, parse_record_batches, scan_record_batches
 from ..errors import EmitterError
 from .readers import KEY_STEP
@@ -285,7 +285,7 @@ class RawReader:
 
     async def start(self) -> None:
         from aiokafka.client import AIOKafkaClient
-        from aiokafka.errors import KafkaError
+        from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
         await asyncio.to_thread(_warm)  # seconds the first time, not in the middle of a fetch
         self._loop = asyncio.get_running_loop()
@@ -294,13 +294,14 @@ class RawReader:
         try:
             await self._client.bootstrap()
             await asyncio.wait_for(self._client.add_topic(self.topic), 10)
+            if self.topic in self._client.cluster.unauthorized_topics:
+                raise TopicAuthorizationFailedError(self.topic)
         except (KafkaError, OSError, TimeoutError) as exc:
             with contextlib.suppress(Exception):
                 await self._client.close()
             self._client = None
-            raise EmitterError(
-                f"kafka: cannot reach a broker at {','.join(self.s.bootstrap)}: {type(exc).__name__}"
-            ) from None
+            denied = authorization_text(self.s, exc, "read", f"topic {self.topic!r}")
+            raise EmitterError(denied or (await unreachable_text(self.s, exc))[1]) from None
         self._main = asyncio.create_task(self._supervise())
 
     async def stop(self) -> None:

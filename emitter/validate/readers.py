@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from typing import Any, Protocol
 
-from ..clients.kafka import KafkaSettings
+from ..clients.kafka import KafkaSettings, authorization_text, unreachable_text
 from ..errors import EmitterError
 
 __all__ = ["KEY_STEP", "AiokafkaReader", "ConfluentReader", "Reader"]
@@ -57,7 +58,7 @@ class AiokafkaReader(_Sampled):
         from aiokafka import AIOKafkaConsumer
 
         kw = s.connection_kwargs()
-        self.bootstrap = s.bootstrap
+        self.s = s
         self.c = AIOKafkaConsumer(
             s.topic,
             group_id=group,
@@ -76,9 +77,8 @@ class AiokafkaReader(_Sampled):
         except (KafkaError, OSError) as exc:
             with contextlib.suppress(Exception):
                 await self.c.stop()
-            raise EmitterError(
-                f"kafka: cannot reach a broker at {','.join(self.bootstrap)}: {type(exc).__name__}"
-            ) from None
+            denied = authorization_text(self.s, exc, "read", f"topic {self.s.topic!r}")
+            raise EmitterError(denied or (await unreachable_text(self.s, exc))[1]) from None
 
     async def poll(self, max_records: int, timeout_s: float) -> list[Pair]:
         got = await self.c.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
@@ -127,13 +127,28 @@ class ConfluentReader(_Sampled):
     async def start(self) -> None:
         from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
-        self.c = Consumer(self.conf)
-        try:
-            md = await asyncio.to_thread(self.c.list_topics, self.s.topic, 10.0)
-        except KafkaException as exc:
-            self.c.close()
-            raise EmitterError(f"kafka: cannot reach a broker at {','.join(self.s.bootstrap)}: {exc}") from None
+        # librdkafka's own log lines would reach stderr: the failures that matter come back as one line instead
+        quiet = logging.getLogger("emitter.librdkafka")
+        quiet.propagate = False
+        quiet.addHandler(logging.NullHandler())
+        self.c = Consumer(self.conf, logger=quiet)
+        md = None
+        for attempt in range(10):  # ten seconds; after the first, a failure that waiting cannot cure ends it
+            try:
+                md = await asyncio.to_thread(self.c.list_topics, self.s.topic, 1.0)
+                break
+            except KafkaException as exc:
+                fatal, line = await unreachable_text(self.s, exc) if attempt in (0, 9) else (False, "")
+                if fatal or attempt == 9:
+                    self.c.close()
+                    raise EmitterError(line) from None
+        assert md is not None
         t = md.topics.get(self.s.topic)
+        if t is not None and t.error is not None:
+            denied = authorization_text(self.s, t.error.code(), "read", f"topic {self.s.topic!r}")
+            if denied:
+                self.c.close()
+                raise EmitterError(denied)
         if self.group is not None:
             self.c.subscribe([self.s.topic])
         elif t is None or t.error is not None or not t.partitions:
@@ -144,6 +159,12 @@ class ConfluentReader(_Sampled):
 
     async def poll(self, max_records: int, timeout_s: float) -> list[Pair]:
         msgs = await asyncio.to_thread(self.c.consume, max_records, timeout_s)
+        for m in msgs:
+            err = m.error()
+            if err is not None and err.code() in (29, 30, 31):  # an ACL denial does not pass by waiting
+                what = "join consumer group" if err.code() == 30 else "read"
+                res = f"{self.group!r}" if err.code() == 30 else f"topic {self.s.topic!r}"
+                raise EmitterError(authorization_text(self.s, err.code(), what, res) or str(err))
         return [(m.key(), m.value()) for m in msgs if m.error() is None]
 
     async def stop(self) -> None:
