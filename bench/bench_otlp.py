@@ -117,10 +117,20 @@ class Collector:
     def __enter__(self) -> Collector:
         grpc_port, http_port = free_port(), free_port()
         self.endpoint = f"127.0.0.1:{grpc_port}"
+        # the config's secured receiver (otlp/secure) gets its own ports, certificate and token too
+        tls = self.workdir / "tls"
+        subprocess.run([str(LOCAL / "tls.sh"), str(tls)], check=True, stdout=subprocess.DEVNULL)
+        token = tls / "token"
+        if not token.exists():
+            token.write_text(os.urandom(16).hex())
         env = {
             **os.environ,
             "OTELCOL_OTLP_GRPC_ENDPOINT": self.endpoint,
             "OTELCOL_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{http_port}",
+            "OTELCOL_OTLP_SECURE_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}",
+            "OTELCOL_OTLP_SECURE_HTTP_ENDPOINT": f"127.0.0.1:{free_port()}",
+            "OTELCOL_TLS_DIR": str(tls),
+            "OTELCOL_TOKEN_FILE": str(token),
             "OTELCOL_FILE_PATH": str(self.file),
         }
         self.file.unlink(missing_ok=True)

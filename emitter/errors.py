@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ConfigError", "ConfigProblem", "EmitterError", "format_path", "one_line"]
+__all__ = ["ConfigError", "ConfigProblem", "EmitterError", "format_path", "one_line", "redact_uri"]
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)} | {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 
@@ -50,3 +51,14 @@ class ConfigError(EmitterError):
     @classmethod
     def one(cls, source: str, path: Sequence[str | int], message: str) -> ConfigError:
         return cls([ConfigProblem(source, tuple(path), message)])
+
+
+# A query value that may be a credential (headers=authorization=Bearer%20..., sasl.password=...), and the
+# password of a URI's user info.
+_SECRET_QUERY = re.compile(r"([?&](?:headers|[^=&#]*(?:password|secret|token|credential|jaas)[^=&#]*)=)[^&#]*", re.I)
+_SECRET_USERINFO = re.compile(r"^([^:/?#]+://[^:/?#@]*):[^/?#@]*@")
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` as messages show it: header values, passwords, tokens and secrets replaced by ``***``."""
+    return _SECRET_USERINFO.sub(r"\1:***@", _SECRET_QUERY.sub(r"\1***", uri))

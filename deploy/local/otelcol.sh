@@ -12,7 +12,19 @@
 #   stop      SIGTERM, then SIGKILL after OTELCOL_STOP_TIMEOUT seconds. Idempotent.
 #   status    exit 0 if running, 1 if not
 #   validate  check the config (collector "validate" command) with the current environment
-#   paths     print the binary, log, pid and traces file paths
+#   paths     print the binary, log, pid and traces file paths, the TLS dir, token file and the
+#             secured endpoints (one "name: value" per line)
+#
+# Receivers (otelcol/config.yaml; both feed the same traces pipeline and traces file):
+#   otlp          plain       gRPC 127.0.0.1:4317, HTTP 127.0.0.1:4318
+#   otlp/secure   TLS + token gRPC 127.0.0.1:4319, HTTP 127.0.0.1:4320: the server certificate is
+#                 signed by <state>/tls/ca.pem (made by deploy/local/tls.sh), and each request must
+#                 carry "authorization: Bearer $(cat <state>/tls/token)" (a random token, made once,
+#                 mode 600). start and validate make both when missing. E.g.
+#     tls=$(deploy/local/otelcol.sh paths | sed -n 's/^tls: *//p')
+#     OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20$(cat "$tls/token")" \
+#       emitter run ... --sink "otlp+grpcs://127.0.0.1:4319?certificate=$tls/ca.pem"
+#                 (otlp+https://127.0.0.1:4320 for HTTP). Wrong token: gRPC UNAUTHENTICATED, HTTP 401.
 #
 # Environment:
 #   EMITTER_LOCAL_DIR       state root (default <repo>/.local); state lives in $EMITTER_LOCAL_DIR/otelcol
@@ -22,6 +34,7 @@
 #                           after config.yaml; later files override earlier ones, lists are replaced
 #   OTELCOL_START_TIMEOUT   seconds to wait for readiness (default 60)
 #   OTELCOL_STOP_TIMEOUT    seconds between SIGTERM and SIGKILL (default 15)
+#   OTELCOL_OTLP_SECURE_GRPC_ENDPOINT, OTELCOL_OTLP_SECURE_HTTP_ENDPOINT  otlp/secure's endpoints
 #   OTELCOL_BUILDER_VERSION builder version (default below; must match the manifest's core modules)
 #   Other OTELCOL_* variables are read by otelcol/config.yaml (endpoints, broker, topic, batch sizes).
 set -euo pipefail
@@ -51,6 +64,10 @@ COLLECTOR="$BIN_DIR/$DIST_NAME"
 HASH_FILE="$COLLECTOR.manifest.sha256"
 BUILDER="$BIN_DIR/builder"
 TRACES_FILE="${OTELCOL_FILE_PATH:-$STATE_DIR/traces.jsonl}"
+TLS_DIR="$STATE_DIR/tls"     # server.pem/server.key for otlp/secure; clients trust ca.pem
+TOKEN_FILE="$TLS_DIR/token"  # the bearer token otlp/secure accepts
+SECURE_GRPC="${OTELCOL_OTLP_SECURE_GRPC_ENDPOINT:-127.0.0.1:4319}"
+SECURE_HTTP="${OTELCOL_OTLP_SECURE_HTTP_ENDPOINT:-127.0.0.1:4320}"
 
 START_TIMEOUT="${OTELCOL_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${OTELCOL_STOP_TIMEOUT:-15}"
@@ -170,11 +187,33 @@ kafka_mode() {
     case "${OTELCOL_KAFKA:-1}" in 0 | false | no | off) echo "off" ;; *) echo "on" ;; esac
 }
 
+# TLS material (deploy/local/tls.sh, idempotent) and the bearer token for otlp/secure, made once.
+ensure_secrets() {
+    "$SCRIPT_DIR/tls.sh" "$TLS_DIR" >/dev/null || die "could not make the TLS material in $TLS_DIR"
+    if [[ ! -s "$TOKEN_FILE" ]]; then
+        local tmp
+        tmp="$(umask 077 && mktemp "$TLS_DIR/.token.XXXXXX")"
+        # 32 random bytes as hex: no character needs quoting in a header or a URI
+        if ! od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$tmp" || [[ ! -s "$tmp" ]]; then
+            rm -f "$tmp"
+            die "could not make the token file $TOKEN_FILE"
+        fi
+        chmod 600 "$tmp"
+        mv -f "$tmp" "$TOKEN_FILE"
+        log "made a bearer token for otlp/secure: $TOKEN_FILE"
+    fi
+}
+
+# The environment config.yaml reads, for validate and start (through env(1): no subshell, so the
+# background pid is the collector's own).
+COLLECTOR_ENV=(env OTELCOL_FILE_PATH="$TRACES_FILE" OTELCOL_TLS_DIR="$TLS_DIR" OTELCOL_TOKEN_FILE="$TOKEN_FILE")
+
 do_validate() {
     ensure_built
+    ensure_secrets
     config_args
     local out
-    if ! out="$(OTELCOL_FILE_PATH="$TRACES_FILE" "$COLLECTOR" validate "${CONFIG_ARGS[@]}" 2>&1)"; then
+    if ! out="$("${COLLECTOR_ENV[@]}" "$COLLECTOR" validate "${CONFIG_ARGS[@]}" 2>&1)"; then
         printf '%s\n' "$out" | sed 's/^/    /' >&2
         die "config is invalid: ${CONFIG_ARGS[*]}"
     fi
@@ -202,6 +241,10 @@ print_paths() {
     echo "log:     $LOG_FILE"
     echo "pid:     $PID_FILE"
     echo "traces:  $TRACES_FILE"
+    echo "tls:     $TLS_DIR"
+    echo "token:   $TOKEN_FILE"
+    echo "grpcs:   $SECURE_GRPC"
+    echo "https:   $SECURE_HTTP"
 }
 
 do_start() {
@@ -213,13 +256,14 @@ do_start() {
     fi
     rm -f "$PID_FILE"
     ensure_built
+    ensure_secrets
     do_validate
     mkdir -p "$LOG_DIR" "$(dirname "$TRACES_FILE")"
     if [[ -f "$LOG_FILE" ]]; then mv -f "$LOG_FILE" "$LOG_FILE.1"; fi
     config_args
     log "starting $DIST_NAME (kafka exporter: $(kafka_mode))"
     # fd 9 (the lock) must not leak into the long-running collector.
-    OTELCOL_FILE_PATH="$TRACES_FILE" nohup "$COLLECTOR" "${CONFIG_ARGS[@]}" \
+    nohup "${COLLECTOR_ENV[@]}" "$COLLECTOR" "${CONFIG_ARGS[@]}" \
         </dev/null >"$LOG_FILE" 2>&1 9>&- &
     pid=$!
     echo "$pid" >"$PID_FILE"
@@ -238,7 +282,7 @@ do_start() {
         fi
         sleep 0.2
     done
-    log "ready (pid $pid): OTLP gRPC ${OTELCOL_OTLP_GRPC_ENDPOINT:-127.0.0.1:4317}, HTTP ${OTELCOL_OTLP_HTTP_ENDPOINT:-127.0.0.1:4318}"
+    log "ready (pid $pid): OTLP gRPC ${OTELCOL_OTLP_GRPC_ENDPOINT:-127.0.0.1:4317}, HTTP ${OTELCOL_OTLP_HTTP_ENDPOINT:-127.0.0.1:4318}; TLS + token: gRPC $SECURE_GRPC, HTTP $SECURE_HTTP"
     print_paths
 }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, redact_uri
 
 __all__ = ["KafkaSettings", "authorization_text", "diagnose", "parse_kafka_uri", "unreachable_text"]
 
@@ -174,16 +174,17 @@ def parse_kafka_uri(
 ) -> KafkaSettings:
     """``kafka://host:port[,host:port]/topic?prop=value...``: every problem is a one-line ConfigError."""
     parsed = urllib.parse.urlsplit(uri)
+    shown = redact_uri(uri)  # messages show the URI with its secrets masked
     if parsed.scheme != "kafka" or not parsed.netloc:
-        raise ConfigError.one(source, (uri,), "expected kafka://HOST:PORT/TOPIC")
+        raise ConfigError.one(source, (shown,), "expected kafka://HOST:PORT/TOPIC")
     topic = parsed.path.lstrip("/")
     if not topic or "/" in topic:
-        raise ConfigError.one(source, (uri,), "expected one topic name after the host: kafka://HOST:PORT/TOPIC")
+        raise ConfigError.one(source, (shown,), "expected one topic name after the host: kafka://HOST:PORT/TOPIC")
     bootstrap = []
     for hp in parsed.netloc.split(","):
         host, _, port = hp.rpartition(":")
         if not host or not port.isdigit():
-            raise ConfigError.one(source, (uri,), f"expected HOST:PORT, got {hp!r}")
+            raise ConfigError.one(source, (shown,), f"expected HOST:PORT, got {hp!r}")
         bootstrap.append(hp)
     props: dict[str, str] = dict(defaults if defaults is not None else DEFAULTS)
     query = dict(urllib.parse.parse_qsl(parsed.query, keep_blank_values=True))
@@ -213,7 +214,7 @@ def parse_kafka_uri(
                 s.max_block_ms = int(value)
             elif key == "on.full":
                 if value not in ("block", "drop"):
-                    raise ConfigError.one(source, (uri, key), f"expected block or drop, got {value!r}")
+                    raise ConfigError.one(source, (shown, key), f"expected block or drop, got {value!r}")
                 s.on_full = value
             elif key == "startup.wait.ms":
                 s.startup_wait_ms = int(value)
@@ -225,21 +226,21 @@ def parse_kafka_uri(
                 s.extra[key] = value
             else:
                 known = ", ".join(sorted([*_PRODUCER, *_SINK_KEYS, *extra_keys]))
-                raise ConfigError.one(source, (uri, key), f"unknown Kafka property {key!r} (known: {known})")
+                raise ConfigError.one(source, (shown, key), f"unknown Kafka property {key!r} (known: {known})")
         except ValueError as exc:
             msg = str(exc) if "expected" in str(exc) else f"invalid value {s.shown[key]!r}"
-            raise ConfigError.one(source, (uri, key), msg) from None
+            raise ConfigError.one(source, (shown, key), msg) from None
     comp = s.producer.get("compression_type")
     if comp is not None and comp not in VALID_COMPRESSION:
         raise ConfigError.one(
-            source, (uri, "compression.type"), f"expected one of {', '.join(sorted(VALID_COMPRESSION))}, got {comp!r}"
+            source, (shown, "compression.type"), f"expected one of {', '.join(sorted(VALID_COMPRESSION))}, got {comp!r}"
         )
     if "acks" in s.producer and s.producer["acks"] not in ("all", 0, 1, -1):
-        raise ConfigError.one(source, (uri, "acks"), f"expected all, 0, 1 or -1, got {props['acks']!r}")
+        raise ConfigError.one(source, (shown, "acks"), f"expected all, 0, 1 or -1, got {props['acks']!r}")
     if s.producer.get("enable_idempotence") and s.producer.get("acks") not in ("all", -1):
-        raise ConfigError.one(source, (uri, "enable.idempotence"), "idempotence needs acks=all")
+        raise ConfigError.one(source, (shown, "enable.idempotence"), "idempotence needs acks=all")
     if s.partitions < 1:
-        raise ConfigError.one(source, (uri, "partitions"), f"expected a positive integer, got {s.partitions}")
+        raise ConfigError.one(source, (shown, "partitions"), f"expected a positive integer, got {s.partitions}")
     return s
 
 

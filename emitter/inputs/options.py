@@ -326,7 +326,8 @@ OPTIONS: tuple[Option, ...] = (
         "--sink",
         _uri,
         "where events go, repeatable: stdout (default), file:PATH (.gz compresses), parquet:PATH, "
-        "null, kafka://HOST:PORT/TOPIC, otlp://HOST:4317, otlp+http://HOST:4318",
+        "null, kafka://HOST:PORT/TOPIC, otlp://HOST:4317, otlp+http://HOST:4318 (over TLS: otlp+grpcs://, "
+        "otlp+https://, with ?certificate=CA.pem&headers=authorization=Bearer%%20TOKEN)",
         "URI",
         default=("stdout",),
         repeat=True,

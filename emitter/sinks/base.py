@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from ..core.batch import EventBatch
-from ..errors import ConfigError, EmitterError
+from ..errors import ConfigError, EmitterError, redact_uri
 
 __all__ = ["PipeClosed", "Sink", "SinkError", "SinkStats", "open_sink", "sink_schemes"]
 
@@ -98,7 +98,9 @@ _SCHEMES: dict[str, str] = {
     "kafka": "emitter.sinks.kafka:kafka_sink",
     "otlp": "emitter.sinks.otlp:otlp_sink",
     "otlp+grpc": "emitter.sinks.otlp:otlp_sink",
+    "otlp+grpcs": "emitter.sinks.otlp:otlp_sink",
     "otlp+http": "emitter.sinks.otlp:otlp_sink",
+    "otlp+https": "emitter.sinks.otlp:otlp_sink",
 }
 
 
@@ -122,12 +124,14 @@ def open_sink(uri: str, options: dict[str, Any] | None = None, *, source: str = 
     """Build the sink a URI names; an unknown scheme is a :class:`ConfigError` naming the known ones."""
     scheme = scheme_of(uri)
     target = _SCHEMES.get(scheme)
+    shown = redact_uri(uri)
     if target is None:
         raise ConfigError.one(
             source,
-            (uri,),
-            f"unknown sink {uri!r} (expected one of: stdout, file:PATH, parquet:PATH, null, "
-            "kafka://HOST:PORT/TOPIC, otlp://HOST:4317, otlp+http://HOST:4318)",
+            (shown,),
+            f"unknown sink {shown!r} (expected one of: stdout, file:PATH, parquet:PATH, null, "
+            "kafka://HOST:PORT/TOPIC, otlp://HOST:4317, otlp+http://HOST:4318, otlp+grpcs://HOST:PORT, "
+            "otlp+https://HOST:PORT)",
         )
     mod_name, fn_name = target.split(":")
     try:
@@ -135,7 +139,7 @@ def open_sink(uri: str, options: dict[str, Any] | None = None, *, source: str = 
     except ModuleNotFoundError as exc:
         raise ConfigError.one(
             source,
-            (uri,),
+            (shown,),
             f"sink {scheme!r} is not available in this build ({exc.name} missing; "
             'reinstall with: pip install -e ".[dev]")',
         ) from None

@@ -72,3 +72,19 @@ def test_partitioning_matches_the_java_client() -> None:
     mat = np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), 16)
     for parts in (1, 3, 6, 97):
         assert murmur2_partition(mat, parts).tolist() == [(murmur2(k) & 0x7FFFFFFF) % parts for k in keys]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "sasl.password=hunter2&acks=7",
+        "sasl.password=hunter2&bogus=1",
+        "ssl.key.password=hunter2&partitions=0",
+        "sasl.password=hunter2&ssl.ca.location=/nonexistent/ca.pem&security.protocol=SSL",
+    ],
+)
+def test_a_literal_secret_never_reaches_an_error(query: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_kafka_uri(f"kafka://127.0.0.1:9092/t?{query}").client_kwargs()  # the CA file is loaded last
+    text = str(err.value)
+    assert "hunter2" not in text and "***" in text, text
