@@ -13,18 +13,19 @@ mypy
 echo "== lint-imports (the layers of docs/architecture.md)" >&2
 lint-imports --no-cache
 
-echo "== servers: real Kafka brokers (plain, and SASL_SSL with ACLs), a real OpenTelemetry Collector and a real Jaeger" >&2
+echo "== servers: real Kafka (a broker, a SASL_SSL broker with ACLs, a three-node cluster), a real OpenTelemetry Collector and a real Jaeger" >&2
 # Start what is not running yet, and stop (when the tests end) only what this script started.
 server() { # NAME COMMAND
   case $1 in
     kafka-sasl) KAFKA_SECURITY=sasl_ssl deploy/local/kafka.sh "$2" ;;
+    kafka-cluster) deploy/local/kafka-cluster.sh "$2" ;;
     *) "deploy/local/$1.sh" "$2" ;;
   esac
 }
 started=()
 cleanup() { for s in "${started[@]}"; do server "$s" stop || true; done; }
 trap cleanup EXIT
-for s in kafka kafka-sasl otelcol jaeger; do
+for s in kafka kafka-sasl kafka-cluster otelcol jaeger; do
   if ! server "$s" status >/dev/null 2>&1; then
     server "$s" start
     started+=("$s")

@@ -22,6 +22,9 @@
 #                                   a local CA (deploy/local/tls.sh), SCRAM-SHA-512 users admin, emitter and
 #                                   stranger (random passwords in <state>/secrets/users.env), ACLs: emitter owns
 #                                   topics, groups and transactional ids prefixed "sec-"; see kafka/sasl_ssl.properties
+#   KAFKA_NODE                      1, 2 or 3: one node of the local three-node cluster (use deploy/local/kafka-cluster.sh,
+#                                   which starts all three): state <local>/kafka-cluster/nodeN, client port 9110+N,
+#                                   controller port 9120+N; replication 3, min.insync.replicas 2 (kafka/cluster.properties)
 #   KAFKA_PORT (9092; sasl_ssl 9094)            client listener, bootstrap server 127.0.0.1:$KAFKA_PORT
 #   KAFKA_CONTROLLER_PORT (9093; sasl_ssl 9095) KRaft controller listener
 #   KAFKA_HEAP_OPTS (-Xms512m -Xmx512m)   broker heap;  KAFKA_JVM_OPTS: more broker JVM options
@@ -37,11 +40,22 @@ CONF_DIR=$SCRIPT_DIR/kafka
 LOCAL_DIR=${EMITTER_LOCAL_DIR:-$REPO_DIR/.local}
 [[ $LOCAL_DIR == /* ]] || LOCAL_DIR=$PWD/$LOCAL_DIR
 KAFKA_SECURITY=${KAFKA_SECURITY:-plaintext}
+KAFKA_NODE=${KAFKA_NODE:-}
 case $KAFKA_SECURITY in
-  plaintext) STATE_DIR=$LOCAL_DIR/kafka; DEFAULT_PORT=9092 ;;
-  sasl_ssl) STATE_DIR=$LOCAL_DIR/kafka-sasl; DEFAULT_PORT=9094 ;;
+  plaintext) STATE_DIR=$LOCAL_DIR/kafka; DEFAULT_PORT=9092; DEFAULT_CONTROLLER_PORT=9093 ;;
+  sasl_ssl) STATE_DIR=$LOCAL_DIR/kafka-sasl; DEFAULT_PORT=9094; DEFAULT_CONTROLLER_PORT=9095 ;;
   *) printf "kafka.sh: error: KAFKA_SECURITY must be plaintext or sasl_ssl, got '%s'\n" "$KAFKA_SECURITY" >&2; exit 1 ;;
 esac
+CLUSTER_DIR=$LOCAL_DIR/kafka-cluster
+CLUSTER_ENV=$CLUSTER_DIR/cluster.env
+case $KAFKA_NODE in
+  "") ;;
+  1 | 2 | 3)
+    [[ $KAFKA_SECURITY == plaintext ]] || { echo "kafka.sh: error: KAFKA_NODE is for the plaintext cluster" >&2; exit 1; }
+    STATE_DIR=$CLUSTER_DIR/node$KAFKA_NODE; DEFAULT_PORT=$((9110 + KAFKA_NODE)); DEFAULT_CONTROLLER_PORT=$((9120 + KAFKA_NODE)) ;;
+  *) printf "kafka.sh: error: KAFKA_NODE must be 1, 2 or 3, got '%s'\n" "$KAFKA_NODE" >&2; exit 1 ;;
+esac
+CONTROLLERS=127.0.0.1:9121,127.0.0.1:9122,127.0.0.1:9123
 LIBS_DIR=$LOCAL_DIR/kafka/libs  # the jars are shared by both brokers
 SECRETS_DIR=$STATE_DIR/secrets
 TLS_DIR=$SECRETS_DIR/tls
@@ -57,7 +71,7 @@ SERVER_LOG=$LOG_DIR/server.log
 CONSOLE_LOG=$LOG_DIR/kafka.out
 
 KAFKA_PORT=${KAFKA_PORT:-$DEFAULT_PORT}
-KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$((DEFAULT_PORT + 1))}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$DEFAULT_CONTROLLER_PORT}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m}
 KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:-}
 KAFKA_TOOL_OPTS=${KAFKA_TOOL_OPTS:--Xmx512m}
@@ -159,8 +173,29 @@ render_config() {
         -e "s|@STORE_PASSWORD@|$(cat "$TLS_DIR/store.pass")|g" \
         -e "s|@ADMIN_PASSWORD@|$KAFKA_ADMIN_PASSWORD|g" "$CONF_DIR/sasl_ssl.properties" >>"$CONFIG.tmp"
   fi
+  if [[ -n $KAFKA_NODE ]]; then
+    sed -e "s|@NODE_ID@|$KAFKA_NODE|g" -e "s|@CONTROLLERS@|$CONTROLLERS|g" "$CONF_DIR/cluster.properties" >>"$CONFIG.tmp"
+  fi
   chmod 600 "$CONFIG.tmp"
   mv "$CONFIG.tmp" "$CONFIG"
+}
+
+# The cluster's id and each node's metadata directory id, made once and shared by the three nodes' formats.
+cluster_ids() {
+  mkdir -p "$CLUSTER_DIR"
+  exec 8>"$CLUSTER_DIR/.ids.lock"  # the three nodes are formatted side by side: one of them makes the ids
+  command -v flock >/dev/null 2>&1 && flock -w 120 8
+  if [[ ! -s $CLUSTER_ENV ]]; then
+    local n ids=""
+    for n in CLUSTER_ID DIR_1 DIR_2 DIR_3; do
+      ids+="$n=$(java_tool kafka.tools.StorageTool random-uuid 2>>"$LOG_DIR/format.log" | tr -d '[:space:]')"$'\n'
+    done
+    printf '%s' "$ids" >"$CLUSTER_ENV.tmp.$$"
+    mv "$CLUSTER_ENV.tmp.$$" "$CLUSTER_ENV"
+  fi
+  exec 8>&-
+  # shellcheck disable=SC1090
+  source "$CLUSTER_ENV"
 }
 
 # sasl_ssl: TLS material, random SCRAM passwords and the admin's client config, made once.
@@ -219,11 +254,19 @@ java_tool() { # CLASS ARGS... with the tools' log4j config
 format_storage() {
   # (Changing KAFKA_CONTROLLER_PORT later is fine: the single voter updates its endpoint on election.)
   [[ -f $DATA_DIR/meta.properties ]] && return 0
-  local cluster_id out
+  local cluster_id out quorum=(--standalone)
   rm -rf "$DATA_DIR"
   mkdir -p "$DATA_DIR"
-  cluster_id=$(java_tool kafka.tools.StorageTool random-uuid 2>>"$LOG_DIR/format.log") \
-    || { tail -n 20 "$LOG_DIR/format.log" >&2; die "StorageTool random-uuid failed"; }
+  if [[ -n $KAFKA_NODE ]]; then
+    cluster_ids
+    cluster_id=$CLUSTER_ID
+    quorum=(--initial-controllers "1@127.0.0.1:9121:$DIR_1,2@127.0.0.1:9122:$DIR_2,3@127.0.0.1:9123:$DIR_3")
+    local own=DIR_$KAFKA_NODE
+    [[ -n ${!own} ]] || die "no directory id for node $KAFKA_NODE in $CLUSTER_ENV"
+  else
+    cluster_id=$(java_tool kafka.tools.StorageTool random-uuid 2>>"$LOG_DIR/format.log") \
+      || { tail -n 20 "$LOG_DIR/format.log" >&2; die "StorageTool random-uuid failed"; }
+  fi
   cluster_id=$(tr -d '[:space:]' <<<"$cluster_id")
   [[ -n $cluster_id ]] || die "StorageTool random-uuid printed no cluster id"
   local scram=()
@@ -235,7 +278,7 @@ format_storage() {
       --add-scram "SCRAM-SHA-512=[name=stranger,password=$KAFKA_STRANGER_PASSWORD]")
   fi
   rm -f "$ACL_MARKER"
-  if ! out=$(java_tool kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONFIG" "${scram[@]}" 2>&1); then
+  if ! out=$(java_tool kafka.tools.StorageTool format "${quorum[@]}" -t "$cluster_id" -c "$CONFIG" "${scram[@]}" 2>&1); then
     printf '%s\n' "$out" >>"$LOG_DIR/format.log"
     printf '%s\n' "$out" | tail -n 20 >&2
     rm -rf "$DATA_DIR"

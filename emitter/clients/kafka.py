@@ -8,6 +8,7 @@ Secrets never travel in the URI in clear: a value ``env:NAME`` reads an environm
 
 from __future__ import annotations
 
+import functools
 import os
 import urllib.parse
 from dataclasses import dataclass, field
@@ -16,7 +17,14 @@ from typing import Any
 
 from ..errors import ConfigError, redact_uri
 
-__all__ = ["KafkaSettings", "authorization_text", "diagnose", "parse_kafka_uri", "unreachable_text"]
+__all__ = [
+    "KafkaSettings",
+    "authorization_text",
+    "diagnose",
+    "parse_kafka_uri",
+    "route_client_logs",
+    "unreachable_text",
+]
 
 SECRET_KEYS = {"sasl.password", "ssl.key.password", "sasl.jaas.config"}
 
@@ -47,6 +55,8 @@ _PRODUCER: dict[str, tuple[str, Any]] = {
     "sasl.mechanism": ("sasl_mechanism", str),
     "sasl.username": ("sasl_plain_username", str),
     "sasl.password": ("sasl_plain_password", str),
+    "transactional.id": ("transactional_id", str),
+    "transaction.timeout.ms": ("transaction_timeout_ms", int),
 }
 # settings of the sink itself (not passed to the client)
 _SINK_KEYS = {
@@ -58,6 +68,7 @@ _SINK_KEYS = {
     "on.full": str,
     "startup.wait.ms": int,
     "close.timeout.ms": int,
+    "transaction.interval.ms": int,
     "create.topic": str,
     "config": str,
     "ssl.ca.location": str,
@@ -113,6 +124,7 @@ class KafkaSettings:
     on_full: str = "block"
     startup_wait_ms: int = 0
     close_timeout_ms: int = 10_000
+    transaction_interval_ms: int = 100  # transactional sink: how long a transaction stays open before commit
     ssl: dict[str, str] = field(default_factory=dict)
     shown: dict[str, str] = field(default_factory=dict)  # for describe(): secrets masked
     extra: dict[str, str] = field(default_factory=dict)  # keys a caller asked for (e.g. the validator's client)
@@ -220,6 +232,8 @@ def parse_kafka_uri(
                 s.startup_wait_ms = int(value)
             elif key == "close.timeout.ms":
                 s.close_timeout_ms = int(value)
+            elif key == "transaction.interval.ms":
+                s.transaction_interval_ms = int(value)
             elif key.startswith("ssl."):
                 s.ssl[key] = value
             elif key in extra_keys:
@@ -239,6 +253,16 @@ def parse_kafka_uri(
         raise ConfigError.one(source, (shown, "acks"), f"expected all, 0, 1 or -1, got {props['acks']!r}")
     if s.producer.get("enable_idempotence") and s.producer.get("acks") not in ("all", -1):
         raise ConfigError.one(source, (shown, "enable.idempotence"), "idempotence needs acks=all")
+    if "transactional_id" in s.producer:
+        if not s.producer["transactional_id"]:
+            raise ConfigError.one(source, (shown, "transactional.id"), "expected a non-empty id")
+        if s.producer.get("acks") not in ("all", -1) or s.producer.get("enable_idempotence") is False:
+            raise ConfigError.one(source, (shown, "transactional.id"), "transactions need acks=all and idempotence")
+        s.producer["enable_idempotence"] = True
+    if s.transaction_interval_ms < 1:
+        raise ConfigError.one(
+            source, (shown, "transaction.interval.ms"), f"expected a positive integer, got {s.transaction_interval_ms}"
+        )
     if s.partitions < 1:
         raise ConfigError.one(source, (shown, "partitions"), f"expected a positive integer, got {s.partitions}")
     return s
@@ -333,3 +357,45 @@ async def unreachable_text(s: KafkaSettings, exc: BaseException | None = None) -
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     verb = "cannot connect to" if fatal else "cannot reach a broker at"
     return fatal, f"kafka: {verb} {','.join(s.bootstrap)}: {reason}"
+
+
+class _ClientLog:
+    """aiokafka's own warnings, each distinct message once as an ``emitter: kafka client:`` line on stderr (a
+    lost broker otherwise repeats the same line for every request until the cluster heals)."""
+
+    MAX_LINES = 20
+
+    def __init__(self) -> None:
+        import logging
+
+        class Handler(logging.Handler):
+            def emit(inner, record: logging.LogRecord) -> None:
+                self.emit(record.getMessage())
+
+        self.seen: set[str] = set()
+        self.handler = Handler(level=logging.WARNING)
+
+    def emit(self, text: str) -> None:
+        import sys
+
+        from ..errors import one_line
+
+        if text in self.seen or len(self.seen) > self.MAX_LINES:
+            return
+        self.seen.add(text)
+        more = len(self.seen) > self.MAX_LINES
+        line = "further messages of the Kafka client are not shown" if more else one_line(text)
+        print(f"emitter: kafka client: {line}", file=sys.stderr, flush=True)
+
+
+@functools.cache
+def route_client_logs() -> _ClientLog:
+    """Send aiokafka's log records through one :class:`_ClientLog` (once per process)."""
+    import logging
+
+    out = _ClientLog()
+    log = logging.getLogger("aiokafka")
+    log.addHandler(out.handler)
+    log.propagate = False
+    log.setLevel(logging.WARNING)
+    return out

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..clients.kafka import KafkaSettings, authorization_text, parse_kafka_uri, unreachable_text
+from ..clients.kafka import KafkaSettings, authorization_text, parse_kafka_uri, route_client_logs, unreachable_text
 from ..core.batch import SCHEMA_VERSION, EventBatch
 from ..encode.render import render_strings
 from ..errors import ConfigError
@@ -58,6 +58,9 @@ class KafkaSink(Sink):
         self._pending: set[asyncio.Future[Any]] = set()
         self._inflight_bytes = 0
         self._room = asyncio.Event()
+        # transactional.id: the open transaction's batches (future, events) and when it began
+        self._txn: list[tuple[asyncio.Future[Any], int]] | None = None
+        self._txn_t0 = 0.0
         self._error: BaseException | None = None
         self._headers: list[tuple[str, bytes]] = []
 
@@ -73,6 +76,7 @@ class KafkaSink(Sink):
         from aiokafka.errors import KafkaConnectionError, KafkaError
 
         s = self.settings
+        route_client_logs()
         deadline = time.monotonic() + s.startup_wait_ms / 1000
         kwargs = s.client_kwargs()
         while True:
@@ -168,6 +172,14 @@ class KafkaSink(Sink):
                 ("emitter.run_id", batch.ctx.run_id.encode()),
             ]
         headers = self._headers
+        if self._transactional and self._txn is None:
+            try:
+                await self._producer.begin_transaction()
+            except Exception as exc:  # noqa: BLE001 - fenced or the coordinator is gone: the sink fails
+                self.stats.failed += n
+                self._error = exc
+                return
+            self._txn, self._txn_t0 = [], time.monotonic()
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self._partitions + 1))
         producer = self._producer
@@ -195,6 +207,36 @@ class KafkaSink(Sink):
                 nbytes += len(v)
             if count:
                 await self._ship(builder, topic, p, count, nbytes)
+        if self._txn is not None and time.monotonic() - self._txn_t0 >= self.settings.transaction_interval_ms / 1000:
+            await self._commit()
+
+    @property
+    def _transactional(self) -> bool:
+        return "transactional_id" in self.settings.producer
+
+    async def _commit(self) -> None:
+        """End the open transaction: once every batch in it is written, commit; its events are acknowledged
+        when the commit is (a read_committed consumer sees them then, all or none)."""
+        txn, self._txn = self._txn, None
+        if txn is None:
+            return
+        count = sum(c for _, c in txn)
+        futs = [f for f, _ in txn]
+        if futs:
+            await asyncio.wait(futs)
+        failed = next((f.exception() for f in futs if f.cancelled() or f.exception() is not None), None)
+        try:
+            if failed is None:
+                await self._producer.commit_transaction()
+                self.stats.acked += count
+                return
+            await self._producer.abort_transaction()
+        except Exception as exc:  # noqa: BLE001 - the commit's fate is unknown: counted failed, the sink stops
+            failed = failed or exc
+        self.stats.failed += count
+        self._note_once(f"a transaction was aborted: {type(failed).__name__}: {failed}")
+        if self._error is None:
+            self._error = failed
 
     def _note_once(self, text: str) -> None:
         if text not in self.stats.notes:
@@ -211,11 +253,16 @@ class KafkaSink(Sink):
             return
         self._inflight_bytes += nbytes
         self._pending.add(fut)
+        if self._txn is not None:
+            self._txn.append((fut, count))
 
         def done(f: asyncio.Future[Any], count: int = count, nbytes: int = nbytes) -> None:
             self._pending.discard(f)
             self._inflight_bytes -= nbytes
-            if f.cancelled():
+            if self._transactional:  # counted when its transaction commits or aborts
+                if not f.cancelled() and f.exception() is not None and self._error is None:
+                    self._error = f.exception()
+            elif f.cancelled():
                 self.stats.failed += count
             elif f.exception() is not None:
                 self.stats.failed += count
@@ -258,6 +305,8 @@ class KafkaSink(Sink):
     async def flush(self) -> None:
         if self._producer is None:
             return
+        if self._txn is not None:
+            await self._commit()
         if self._pending:
             done, _ = await asyncio.wait(list(self._pending), timeout=self.settings.close_timeout_ms / 1000)
             del done
@@ -265,6 +314,13 @@ class KafkaSink(Sink):
     async def _close(self) -> None:
         if self._producer is None:
             return
+        if self._txn is not None:  # not flushed (a failure): nothing of it may become visible
+            self.stats.failed += sum(c for _, c in self._txn)
+            self._txn = None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._producer.abort_transaction(), timeout=self.settings.close_timeout_ms / 1000
+                )
         left = list(self._pending)
         for f in left:
             f.cancel()

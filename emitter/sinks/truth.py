@@ -67,9 +67,13 @@ async def _to_kafka(uri: str, records: list[dict[str, Any]]) -> str:
         p = AIOKafkaProducer(**kw)
         await p.start()
         try:
+            if "transactional_id" in kw:  # all records in one transaction
+                await p.begin_transaction()
             for r in records:
                 key = "manifest" if r["type"] == "manifest" else f"fault:{r['id']}"
                 await p.send_and_wait(s.topic, json.dumps(r, separators=(",", ":")).encode(), key=key.encode())
+            if "transactional_id" in kw:
+                await p.commit_transaction()
         finally:
             await p.stop()
     except (KafkaError, OSError) as exc:

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from ..clients.kafka import KafkaSettings, parse_kafka_uri
+from ..clients.kafka import KafkaSettings, parse_kafka_uri, route_client_logs
 from ..core.spec import Workflow
 from ..errors import EmitterError
 from .assemble import Assembler, Counts, ObservedEvent
@@ -285,6 +285,7 @@ async def validate_kafka(
 ) -> LiveResult:
     """Read ``uri`` until a stop condition (``max_events``, ``until_idle``, a signal); judge as it goes."""
     s = parse_kafka_uri(uri, source="--source", defaults={}, extra_keys=("client",))
+    route_client_logs()
     reader = open_reader(s, s.extra.get("client", "auto"), opts.group, opts.from_beginning)
     await reader.start()
     asm = Assembler(wf, max_open=opts.max_open, run_id=opts.run_id)

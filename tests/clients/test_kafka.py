@@ -88,3 +88,16 @@ def test_a_literal_secret_never_reaches_an_error(query: str) -> None:
         parse_kafka_uri(f"kafka://127.0.0.1:9092/t?{query}").client_kwargs()  # the CA file is loaded last
     text = str(err.value)
     assert "hunter2" not in text and "***" in text, text
+
+
+def test_transactional_settings() -> None:
+    s = parse_kafka_uri("kafka://a:9092/t?transactional.id=tx-1&transaction.interval.ms=250")
+    assert s.producer["transactional_id"] == "tx-1" and s.producer["enable_idempotence"] is True
+    assert s.transaction_interval_ms == 250
+    for bad, words in (
+        ("transactional.id=tx&acks=1&enable.idempotence=false", "transactions need acks=all"),
+        ("transactional.id=", "expected a non-empty id"),
+        ("transactional.id=tx&transaction.interval.ms=0", "expected a positive integer"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            parse_kafka_uri(f"kafka://a:9092/t?{bad}")
