@@ -260,7 +260,7 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 def _report(exc: BaseException) -> int | None:
     """Print an error the user made or met as one line each (None: not one of ours, a bug to show)."""
     leaves = list(_leaves(exc))
-    if not all(isinstance(e, EmitterError | KeyboardInterrupt | BrokenPipeError) for e in leaves):
+    if not all(isinstance(e, EmitterError | KeyboardInterrupt | BrokenPipeError) or _path_error(e) for e in leaves):
         return None
     if any(isinstance(e, BrokenPipeError) for e in leaves):
         return _pipe_closed()
@@ -269,6 +269,11 @@ def _report(exc: BaseException) -> int | None:
         return EXIT_INTERRUPTED
     code = 0
     for e in leaves:
+        if _path_error(e):  # a path the user gave that the system refuses (too long, a directory, ...)
+            assert isinstance(e, OSError)
+            print(f"emitter: error: {one_line(os.fsdecode(e.filename))}: {e.strerror}", file=sys.stderr)
+            code = code or EXIT_USAGE
+            continue
         assert isinstance(e, EmitterError)
         if isinstance(e, ConfigError):
             for prob in e.problems:
@@ -277,6 +282,19 @@ def _report(exc: BaseException) -> int | None:
             print(f"emitter: error: {one_line(str(e))}", file=sys.stderr)
         code = code or e.exit_code
     return code
+
+
+def _path_error(e: BaseException) -> bool:
+    return isinstance(e, OSError) and not isinstance(e, BrokenPipeError) and e.filename is not None and bool(e.strerror)
+
+
+def _check_text(argv: Sequence[str]) -> None:
+    """Every argument is text that can be written out (a lone surrogate is not: it would fail far later)."""
+    for i, a in enumerate(argv, 1):
+        try:
+            a.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError.one("command line", (f"argument {i}",), "not valid UTF-8 text") from None
 
 
 def _pipe_closed() -> int:
@@ -301,6 +319,7 @@ def entry() -> NoReturn:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
+        _check_text(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
         if args.command == "check":
             from .app.check import check_files

@@ -13,6 +13,7 @@ another exit code or a hang is a failure.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import os
@@ -286,6 +287,130 @@ def run_failures(options: list[str], cwd: Path, limit_s: int = 20) -> list[Outco
         out = _call(["run", wf, "--sessions", "5", "--speed", "max", "--progress", "off", *options], limit_s)
     finally:
         os.chdir(here)
+    return [out] if out.error else []
+
+
+# ----------------------------------------------------------------------------- the other commands, on bad records
+
+RECORD_ATTACKS = [
+    b"{}",
+    b"null",
+    b"[1, 2]",
+    b'"just a string"',
+    b"{",
+    b"\x00\xff\xfe\x80",
+    b'{"session_id": 5, "seq": "x"}',
+    b'{"session_id": "s", "seq": 1e400, "endpoint": "/a"}',
+    b'{"timestamp": "2026-99-99T99:99:99Z", "session_id": "s"}',
+    b'{"labels": {"faults": 5, "role": []}}',
+    b'{"trace_id": 7, "span_id": null, "resourceSpans": "x"}',
+    b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "x"}]}]}]}',
+    b'{"type": "fault", "id": null, "start": "never"}',
+    b'{"type": "manifest", "run_id": [], "start": 1e309}',
+    b"\xef\xbb\xbf{}",
+    b"x" * 300_000,
+]
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def _golden_lines(name: str, n: int = 300) -> list[bytes]:
+    import gzip
+
+    with gzip.open(GOLDEN / name, "rb") as fh:
+        return [line.rstrip(b"\n") for _, line in zip(range(n), fh, strict=False)]
+
+
+@st.composite
+def records(draw: st.DrawFn, lines: list[bytes]) -> bytes:
+    """JSON lines of a real stream with one to five lines broken: replaced by an attack, cut short, or a
+    field given a hostile value."""
+    import json
+
+    out = list(lines)
+    for _ in range(draw(st.integers(1, 5))):
+        i = draw(st.integers(0, len(out) - 1))
+        how = draw(st.sampled_from(["attack", "cut", "field", "field"]))
+        if how == "attack":
+            out[i] = draw(st.sampled_from(RECORD_ATTACKS))
+        elif how == "cut":
+            out[i] = out[i][: draw(st.integers(0, max(0, len(out[i]) - 1)))]
+        else:
+            try:
+                rec = json.loads(out[i])
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec:
+                key = draw(st.sampled_from(sorted(rec)))
+                value = draw(HOSTILE)
+                if isinstance(value, str) and value.startswith(DEEP):
+                    value = None
+                rec[key] = value
+                out[i] = json.dumps(rec, default=str).encode("utf-8", "surrogatepass")
+    return b"\n".join(out) + b"\n"
+
+
+@functools.cache
+def _truth_lines() -> list[bytes]:
+    """The truth records of the golden faults scenario (a short run, once per process, in a temporary dir)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "truth.jsonl"
+        argv = ["run", str(GOLDEN / "faults.yaml"), "--sessions", "30", "--sink", "null", "--progress", "off"]
+        out = _call([*argv, "--truth", f"file:{path}"], 60)
+        assert out.code == 0, out.stderr
+        return path.read_bytes().splitlines()
+
+
+# each command's exit codes that are answers, not failures: validate 1 (rejected) and 3 (no data)
+COMMAND_CODES = {"validate": {0, 1, 2, 3}, "score": {0, 2}, "fit": {0, 2}, "report": {0, 2}}
+
+
+@st.composite
+def command_case(draw: st.DrawFn) -> tuple[list[str], dict[str, bytes]]:
+    """One of validate, score, fit and report on broken stream records, with up to two hostile options of its
+    own: the argv (relative to the case directory) and the files to write there first."""
+    from emitter.cli import build_parser
+
+    wf = str(ROOT / "workflows" / "ecommerce.yaml")
+    cmd = draw(st.sampled_from(sorted(COMMAND_CODES)))
+    events = draw(records(_golden_lines("faults.jsonl.gz")))
+    files = {"events.jsonl": events}
+    if cmd == "validate":
+        argv = ["validate", wf, "--source", "events.jsonl"]
+    elif cmd == "fit":
+        argv = ["fit", "events.jsonl", "-o", "fitted.yaml"]
+    else:
+        truth = draw(records(_truth_lines())) if draw(st.booleans()) else b"{}\n"
+        files["truth.jsonl"] = truth
+        if cmd == "score":
+            files["detections.jsonl"] = draw(records([b'{"service": "payments", "start": 60, "end": 900}'] * 3))
+            argv = ["score", "--truth", "truth.jsonl", "--detections", "detections.jsonl", "--events", "events.jsonl"]
+        else:
+            argv = ["report", "events.jsonl", "-o", "report.html", "--truth", "truth.jsonl", "--workflow", wf]
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    flags = sorted(
+        o for a in sub.choices[cmd]._actions for o in a.option_strings if o.startswith("--") and o != "--help"
+    )
+    values = st.one_of(_words, URIS, st.text(max_size=10), st.integers(-(10**30), 10**30).map(str))
+    for flag, value in draw(st.lists(st.tuples(st.sampled_from(flags), values), max_size=2)):
+        argv += [flag, _inside(value)]
+    return argv, files
+
+
+def command_failures(argv: list[str], files: dict[str, bytes], cwd: Path, limit_s: int = 30) -> list[Outcome]:
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        for name, data in files.items():
+            Path(name).write_bytes(data)
+        out = _call(argv, limit_s)
+    finally:
+        os.chdir(here)
+    if out.error.startswith("exit ") and out.code in COMMAND_CODES[argv[0]]:
+        out.error = ""
+        if "Traceback" in out.stderr:
+            out.error = "printed a traceback"
     return [out] if out.error else []
 
 

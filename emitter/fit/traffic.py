@@ -125,7 +125,7 @@ def read_traffic(path: Path, fmt: str = "auto") -> tuple[list[Call], list[Span],
             return calls, [], fmt, 0
         if fmt == "jsonl":
             bad = [0]
-            calls = _events(_json_lines(path, bad))
+            calls = _events(_json_lines(path, bad), bad)
             return calls, [], fmt, bad[0]
         if fmt == "otlp-json":
             spans = []
@@ -183,32 +183,65 @@ def _timestamp_us(text: str) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _events(rows: Iterable[dict[str, Any]]) -> list[Call]:
+def _text(v: Any) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    raise TypeError(f"expected text, got {type(v).__name__}")
+
+
+def _route(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise TypeError("an endpoint is a non-empty text")
+    return v
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"expected a number, got {type(v).__name__}")
+    return float(v)
+
+
+def _whole(v: Any, default: int) -> int:
+    if v is None:
+        return default
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"expected a number, got {type(v).__name__}")
+    return int(v)  # OverflowError for infinities: caught with the rest
+
+
+def _events(rows: Iterable[dict[str, Any]], bad: list[int] | None = None) -> list[Call]:
+    """Calls of the rows that are events; a row with a missing or ill-typed field is not one (counted in
+    ``bad``)."""
     out = []
     for r in rows:
         try:
             start = r["timestamp_us"] if "timestamp_us" in r else _timestamp_us(r["timestamp"])
+            latency = _number(r.get("latency_ms", 0.0))
+            route = _route(r["endpoint"])
+            seq = r.get("seq")
             out.append(
                 Call(
-                    start_us=int(start),
-                    duration_us=round(float(r.get("latency_ms", 0.0)) * 1000),
-                    route=r["endpoint"],
-                    path=r.get("path"),
-                    method=str(r.get("method") or "GET"),
-                    service=str(r.get("service") or "api"),
-                    status=int(r.get("status_code", 200)),
-                    session=r.get("session_id"),
-                    user=r.get("user_id"),
-                    user_type=r.get("user_type"),
-                    attempt=int(r.get("attempt", 1)),
-                    seq=r.get("seq"),
-                    end_reason=r.get("end_reason"),
-                    trace_id=r.get("trace_id"),
-                    span_id=r.get("span_id"),
+                    start_us=_whole(start, 0),
+                    duration_us=round(latency * 1000),
+                    route=route,
+                    path=_text(r.get("path")),
+                    method=_text(r.get("method")) or "GET",
+                    service=_text(r.get("service")) or "api",
+                    status=_whole(r.get("status_code"), 200),
+                    session=_text(r.get("session_id")),
+                    user=_text(r.get("user_id")),
+                    user_type=_text(r.get("user_type")),
+                    attempt=_whole(r.get("attempt"), 1),
+                    seq=None if seq is None else _whole(seq, 0),
+                    end_reason=_text(r.get("end_reason")),
+                    trace_id=_text(r.get("trace_id")),
+                    span_id=_text(r.get("span_id")),
                     attrs=r,
                 )
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
+            if bad is not None:
+                bad[0] += 1
             continue  # not an event
     return out
 

@@ -7,6 +7,7 @@ below, written out so that it fails again if the fix goes.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,56 @@ def test_a_file_past_the_size_limit_is_refused_before_it_is_read(tmp_path: Path)
     ok = tmp_path / "ok.yaml"
     ok.write_text(text + "#" * (MAX_FILE_BYTES - len(text) - 10) + "\n")  # just under: read and accepted
     assert fuzz.run_case(ok, limit_s=60, cwd=tmp_path)[0].code == 0
+
+
+@settings(_SETTINGS, max_examples=60)
+@given(case=fuzz.command_case())
+def test_other_commands_on_broken_records_fail_cleanly(
+    case: tuple[list[str], dict[str, bytes]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    argv, files = case
+    bad = fuzz.command_failures(argv, files, tmp_path_factory.mktemp("cmd"))
+    assert not bad, f"{argv}: {bad[0].error}\n{bad[0].trace}\n{bad[0].stderr[-1500:]}"
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "extra", "words"),
+    [
+        # fit took any JSON value for an event's fields: infinity raised OverflowError, a dict TypeError
+        (
+            "fit: attempt infinity",
+            ["fit", "events.jsonl", "-o", "f.yaml"],
+            b'{"attempt": Infinity}',
+            "1 malformed lines skipped",
+        ),
+        (
+            "fit: user_type a dict",
+            ["fit", "events.jsonl", "-o", "f.yaml"],
+            b'{"user_type": {"a": 1}}',
+            "1 malformed lines skipped",
+        ),
+        # a lone surrogate on the command line failed deep inside, when written
+        ("argv: lone surrogate", ["fit", "events.jsonl", "-o", "\ud800.yaml"], b"", "argument 4: not valid UTF-8"),
+        # an output path the system refuses raised OSError
+        ("report: name too long", ["report", "events.jsonl", "-o", "a" * 300 + ".html"], b"", "File name too long"),
+    ],
+)
+def test_the_command_fuzzers_finds_stay_fixed(
+    name: str, argv: list[str], extra: bytes, words: str, tmp_path: Path
+) -> None:
+    import json
+
+    lines = fuzz._golden_lines("faults.jsonl.gz")
+    if extra:  # one event with the hostile field
+        rec = json.loads(lines[0])
+        rec.update(json.loads(extra))
+        lines = [json.dumps(rec).encode(), *lines[1:]]
+    files = {"events.jsonl": b"\n".join(lines) + b"\n"}
+    assert fuzz.command_failures(argv, files, tmp_path) == []
+    here = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        out = fuzz._call(argv, 30)
+    finally:
+        os.chdir(here)
+    assert words in out.stderr, (name, out.stderr)
