@@ -1,6 +1,8 @@
 """The long fuzz run: many mutated bundled files through ``emitter check`` and ``emitter run`` (tests/fuzz.py).
 
-    .venv/bin/python scripts/fuzz.py [--cases 4000] [--seed 1] [--limit-s 20]
+    .venv/bin/python scripts/fuzz.py [--cases 4000] [--seed 1] [--limit-s 20] [--commands]
+
+``--commands``: validate, score, fit and report on broken stream records with hostile options instead.
 
 Prints the cases tried, how many ``run`` reached, and each failure class (command and error) with its count
 and one example file kept under .local/fuzz/. Exit 1 when any case failed. Its figures are in BENCHMARKS.md.
@@ -28,6 +30,7 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--limit-s", type=int, default=20, help="a case taking longer than this is a hang")
+    ap.add_argument("--commands", action="store_true", help="fuzz the other commands on broken stream records")
     a = ap.parse_args()
     keep = ROOT / ".local" / "fuzz"
     keep.mkdir(parents=True, exist_ok=True)
@@ -58,7 +61,36 @@ def main() -> int:
                 (keep / f"failure-{len(classes)}-{src.name}").write_text(text, errors="surrogatepass")
             classes[key] += 1
 
+    @seed(a.seed)
+    @settings(
+        max_examples=a.cases,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(fuzz.command_case())
+    def command(case: tuple[list[str], dict[str, bytes]]) -> None:
+        argv, files = case
+        counts["cases"] += 1
+        with tempfile.TemporaryDirectory(dir=tmp) as d:
+            bad = fuzz.command_failures(argv, files, Path(d), a.limit_s)
+        for o in bad:
+            classes[(o.command, o.error[:100])] += 1
+        counts[argv[0]] += 1
+
     t0 = time.perf_counter()
+    if a.commands:
+        command()
+        wall = time.perf_counter() - t0
+        per = ", ".join(f"{counts[c]:,} {c}" for c in sorted(fuzz.COMMAND_CODES))
+        print(
+            f"fuzz: {counts['cases']:,} command cases in {wall:.0f} s (seed {a.seed}): {per}; "
+            f"{sum(classes.values())} failure(s) in {len(classes)} class(es)"
+        )
+        for (cmd, err), n in classes.most_common():
+            print(f"  {n:5d}  {cmd}: {err}")
+        return 1 if classes else 0
     one()
     wall = time.perf_counter() - t0
     failed = sum(classes.values())

@@ -8,7 +8,12 @@ own host and query win. Query keys: ``headers`` (``k=v,k2=v2``), ``compression``
 (requests), ``on.full`` (``block``|``drop``), ``max.block.ms``, ``batch.events``, ``environment``,
 ``startup.wait.ms``. Requests wait in a bounded queue for two senders; a full queue blocks (up to
 ``max.block.ms``) or drops and counts. Retryable failures (gRPC UNAVAILABLE and friends, HTTP 429/502/503/
-504) are retried with exponential backoff until the request's timeout.
+504, a connection refused or reset) are retried with exponential backoff (0.5 s doubling, at most 8 s apart)
+for up to 3 x ``timeout`` (at least 30 s) per request; the run's summary says how many requests were
+retried. A request that fails for good fails the run, and the requests queued behind it are then tried once
+each, not retried: a receiver that stays down does not hold the run's end for a retry window per request.
+Across a receiver's restart a request it wrote but whose answer was lost is sent again (OTLP has no request
+id to deduplicate by): see tests/integration/test_otelcol_restart.py.
 
 Credentials (``headers=authorization=Bearer%20TOKEN`` or ``OTEL_EXPORTER_OTLP_HEADERS``) never appear in
 what the sink prints: header values are not echoed in errors, and a sink URI in a message has them masked.
@@ -27,6 +32,7 @@ import re
 import ssl
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -458,7 +464,15 @@ class OtlpSink(Sink):
         self._workers: list[asyncio.Task[None]] = []
         self.spans_sent = 0
         self.spans_acked = 0
+        self.requests_retried = 0  # requests that needed more than one attempt
+        self.retries = 0  # attempts after the first, over all requests
+        self._longest_retry_s = 0.0  # the longest a retried request took to be acknowledged
+        self._last_retry = ""  # the last retryable failure's message
+        self._gave_up = False  # a request exhausted its retries, and none has been acknowledged since
         self._error: str | None = None
+        # the retry clock (a test's own in tests/sinks/test_otlp_retry.py)
+        self._now: Callable[[], float] = time.monotonic
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def describe(self) -> str:
         return self.settings.describe()
@@ -534,22 +548,37 @@ class OtlpSink(Sink):
                 self._queue.task_done()
 
     async def _export(self, req: OtlpRequest) -> None:
-        deadline = time.monotonic() + max(self.settings.timeout_s * 3, 30.0)
+        """Send one request, retrying a retryable failure with backoff within its window. Each request is
+        counted exactly once: acknowledged when the receiver answered OK, else failed."""
+        t0 = self._now()
+        deadline = t0 + max(self.settings.timeout_s * 3, 30.0)
         backoff = 0.5
+        tries = 0
         while True:
             out = await self.transport.export(req.body)
             if out.ok:
+                self._gave_up = False
                 self.stats.acked += req.events
                 self.spans_acked += req.spans
+                if tries:
+                    self._longest_retry_s = max(self._longest_retry_s, self._now() - t0)
                 if out.msg:
                     self._note(self._clean(out.msg))
                 return
-            if out.final or not out.retry or time.monotonic() + backoff > deadline:
+            expired = self._now() + backoff > deadline
+            if out.final or not out.retry or expired or self._gave_up:
+                self._gave_up = self._gave_up or (out.retry and expired)
                 self.stats.failed += req.events
                 self._error = self._error or self._clean(out.final or f"otlp: export failed: {out.msg}")
-                self._note(self._clean(f"export failed: {out.msg}"))
+                why = " (not retried: an earlier request had failed for good)" if out.retry and not expired else ""
+                self._note(self._clean(f"export failed: {out.msg}{why}"))
                 return
-            await asyncio.sleep(backoff)
+            if not tries:
+                self.requests_retried += 1
+            tries += 1
+            self.retries += 1
+            self._last_retry = out.msg
+            await self._sleep(backoff)
             backoff = min(backoff * 2, 8.0)
 
     async def flush(self) -> None:
@@ -563,6 +592,18 @@ class OtlpSink(Sink):
             await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
         await self.transport.close()
+        if self.requests_retried:
+            # worded so that no count is followed by sent/acknowledged/failed/dropped: those are the line's own
+            longest = f", the slowest through {self._longest_retry_s:.1f} s after its first try" * (
+                self._longest_retry_s > 0
+            )
+            self._note(
+                self._clean(
+                    f"{self.requests_retried:,} request{'s' * (self.requests_retried != 1)} retried "
+                    f"({self.retries:,} retr{'ies' if self.retries != 1 else 'y'}{longest}; "
+                    f"last retryable error: {self._last_retry})"
+                )
+            )
         self._note(f"{self.spans_acked:,} of {self.spans_sent:,} spans acknowledged")
 
 
