@@ -295,6 +295,8 @@ def _check_text(argv: Sequence[str]) -> None:
             a.encode("utf-8")
         except UnicodeEncodeError:
             raise ConfigError.one("command line", (f"argument {i}",), "not valid UTF-8 text") from None
+        if "\x00" in a:  # (a shell cannot pass one; a program calling main() can)
+            raise ConfigError.one("command line", (f"argument {i}",), "contains a NUL character")
 
 
 def _pipe_closed() -> int:

@@ -206,7 +206,10 @@ def _whole(v: Any, default: int) -> int:
         return default
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise TypeError(f"expected a number, got {type(v).__name__}")
-    return int(v)  # OverflowError for infinities: caught with the rest
+    out = int(v)  # OverflowError for infinities: caught with the rest
+    if not -(2**63) <= out < 2**63:
+        raise OverflowError("past 64 bits")
+    return out
 
 
 def _events(rows: Iterable[dict[str, Any]], bad: list[int] | None = None) -> list[Call]:

@@ -163,6 +163,14 @@ def test_other_commands_on_broken_records_fail_cleanly(
             b'{"user_type": {"a": 1}}',
             "1 malformed lines skipped",
         ),
+        (
+            "fit: seq past 64 bits",
+            ["fit", "events.jsonl", "-o", "f.yaml"],
+            b'{"seq": 1' + b"0" * 30 + b"}",
+            "1 malformed",
+        ),
+        # a NUL in a path raised ValueError where the file was opened
+        ("argv: NUL", ["validate", str(fuzz.ROOT / "workflows/ecommerce.yaml"), "--source", "e\x00"], b"", "NUL"),
         # a lone surrogate on the command line failed deep inside, when written
         ("argv: lone surrogate", ["fit", "events.jsonl", "-o", "\ud800.yaml"], b"", "argument 4: not valid UTF-8"),
         # an output path the system refuses raised OSError
