@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..inputs.workflow import load_workflow
 from ..report.record import RunRecorder
 from ..report.run import run_report
-from ..score.read import parse_ts
+from ..score.read import parse_ts, read_truth
 from .outputs import check_writable, write_html
 
 __all__ = ["ReportRequest", "report_command"]
@@ -166,9 +166,13 @@ def _truth(spec: str | None) -> list[dict[str, Any]]:
 def report_command(req: ReportRequest) -> int:
     check_writable(req.output, "--output")
     truth = _truth(req.truth)
+    if req.truth is not None:
+        read_truth(req.truth)  # every record checked as the scorer checks it: one line for a bad one
     manifest = next((r for r in truth if r.get("type") == "manifest"), None)
     run_id = req.run_id or (manifest or {}).get("run_id")
-    fault_ids = list((manifest or {}).get("faults", []))
+    fault_ids = (manifest or {}).get("faults", [])
+    if not isinstance(fault_ids, list) or not all(isinstance(f, str) for f in fault_ids):
+        raise ConfigError.one(str(req.truth), ("manifest", "faults"), "expected a list of fault ids")
     bit = {f: i for i, f in enumerate(fault_ids[:64])}
     wfs = [load_workflow(w) for w in req.workflows]
     start_us = parse_ts(manifest["start"]) if manifest else None

@@ -196,3 +196,24 @@ def test_the_command_fuzzers_finds_stay_fixed(
     finally:
         os.chdir(here)
     assert words in out.stderr, (name, out.stderr)
+
+
+def test_report_refuses_a_manifest_whose_faults_are_not_ids(tmp_path: Path) -> None:
+    # (the command fuzzer's find: faults: 5 in the manifest raised TypeError)
+    import json
+
+    truth = [json.loads(x) for x in fuzz._truth_lines()]
+    truth[0]["faults"] = 5
+    files = {
+        "events.jsonl": b"\n".join(fuzz._golden_lines("faults.jsonl.gz")) + b"\n",
+        "truth.jsonl": b"\n".join(json.dumps(r).encode() for r in truth) + b"\n",
+    }
+    argv = ["report", "events.jsonl", "-o", "r.html", "--truth", "truth.jsonl"]
+    assert fuzz.command_failures(argv, files, tmp_path) == []
+    here = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        out = fuzz._call(argv, 30)
+    finally:
+        os.chdir(here)
+    assert out.code == 2 and "manifest -> faults: expected a list of fault ids" in out.stderr, out.stderr
