@@ -57,7 +57,12 @@ cmd=${1:-}
 [[ $# -gt 0 ]] && shift
 case "$cmd" in
   start) cmd_start "${1:-}" ;;
-  stop) for n in $(pick "${1:-}"); do node "$n" stop; done ;;
+  stop)
+    # side by side: stopped one at a time, the last node waits out its stop timeout for a quorum that is gone
+    pids=()
+    for n in $(pick "${1:-}"); do node "$n" stop & pids+=($!); done
+    for p in "${pids[@]}"; do wait "$p"; done
+    ;;
   kill) [[ $# -eq 1 ]] || die "usage: $0 kill N"; node "$(pick "$1")" kill ;;
   status) cmd_status ;;
   bootstrap) bootstrap ;;
