@@ -27,13 +27,23 @@ ECOM = str(WORKFLOWS / "ecommerce.yaml")
 BASE = ["--seed", "11", "--start", "2026-03-01T00:00:00Z", "--progress", "off"]
 
 
-@pytest.fixture(scope="module")
+def _healthy(timeout: float) -> subprocess.CompletedProcess[bytes]:
+    """Wait until every node answers (a node restarted by an earlier test may still be rejoining)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = subprocess.run([CLUSTER, "status"], capture_output=True, check=False)
+        if st.returncode == 0 or time.monotonic() >= deadline:
+            return st
+        time.sleep(1)
+
+
+@pytest.fixture
 def cluster() -> str:
-    st = subprocess.run([CLUSTER, "status"], capture_output=True, check=False)
+    st = _healthy(90)
     if st.returncode != 0:
         pytest.fail(
             "the three-node Kafka cluster is not running: start it with deploy/local/kafka-cluster.sh start "
-            "(scripts/test.sh does this), or deselect these tests with -m 'not kafka'"
+            "(scripts/test.sh does this), or deselect these tests with -m 'not kafka'\n" + st.stderr.decode()
         )
     return subprocess.run([CLUSTER, "bootstrap"], capture_output=True, text=True, check=True).stdout.strip()
 
@@ -127,6 +137,7 @@ def test_leader_killed_mid_run_loses_and_duplicates_nothing(cluster: str, tmp_pa
             proc.communicate(timeout=30)
         if killed is not None:
             subprocess.run([CLUSTER, "start", str(killed)], check=True, capture_output=True)
+            _healthy(90)
     err = err_b.decode()
     assert proc.returncode == 0, err[-3000:]
     assert "Traceback" not in err
