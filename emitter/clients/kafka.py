@@ -9,15 +9,18 @@ Secrets never travel in the URI in clear: a value ``env:NAME`` reads an environm
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, redact_uri
+from ..errors import ConfigError, one_line, redact_uri
 
 __all__ = [
+    "AUTHORIZATION_CODES",
     "KafkaSettings",
     "authorization_text",
     "diagnose",
@@ -270,6 +273,7 @@ def parse_kafka_uri(
 
 # ----------------------------------------------------------------------------- why a client cannot connect
 
+AUTHORIZATION_CODES = frozenset((29, 30, 31, 53))  # Kafka's *_AUTHORIZATION_FAILED error codes
 _AUTHZ = {
     29: ("TOPIC_AUTHORIZATION_FAILED", "topic"),
     30: ("GROUP_AUTHORIZATION_FAILED", "consumer group"),
@@ -289,10 +293,10 @@ def authorization_text(s: KafkaSettings, exc_or_code: BaseException | int, actio
     return f"kafka: not authorized to {action} {resource} ({name}): the broker's ACLs do not allow {who} on this {kind}"
 
 
-async def diagnose(s: KafkaSettings) -> tuple[bool, str]:
+async def diagnose(s: KafkaSettings) -> tuple[bool, str | None]:
     """Why the cluster cannot be reached: connect once to each bootstrap server the way the clients do and
-    return ``(fatal, reason)``. Fatal reasons (credentials, TLS trust, SASL mechanism) are not cured by
-    waiting, so callers stop at once instead of retrying."""
+    return ``(fatal, reason)``, reason None when one of them answers. Fatal reasons (credentials, TLS trust,
+    SASL mechanism) are not cured by waiting, so callers stop at once instead of retrying."""
     import ssl
 
     from aiokafka.conn import create_conn
@@ -337,49 +341,46 @@ async def diagnose(s: KafkaSettings) -> tuple[bool, str]:
             reasons.append((False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__))
         else:
             conn.close()
-            return False, "a bootstrap server answers, but the client could not start"
+            return False, None
     fatal = [r for f, r in reasons if f]
     if fatal:
         return True, fatal[0]
     return False, reasons[0][1] if reasons else "no bootstrap server"
 
 
-async def unreachable_text(s: KafkaSettings, exc: BaseException | None = None) -> tuple[bool, str]:
-    """``(fatal, line)``: the one line a client that failed to start reports."""
+async def unreachable_text(
+    s: KafkaSettings, exc: BaseException | None = None, action: str = "use", resource: str = "the cluster"
+) -> tuple[bool, str]:
+    """``(fatal, line)``: the one line a client that failed to start reports. An ACL denial in ``exc`` is said
+    as not being authorized to ``action`` ``resource``; anything else is diagnosed by connecting."""
     if exc is not None:
-        denied = authorization_text(s, exc, "use", "the cluster")
         if getattr(exc, "errno", None) == 31 and s.producer.get("enable_idempotence"):
-            denied = authorization_text(s, exc, "start an idempotent producer on", "the cluster")
+            action, resource = "start an idempotent producer on", "the cluster"
+        denied = authorization_text(s, exc, action, resource)
         if denied:
             return True, denied
     fatal, reason = await diagnose(s)
-    if not fatal and reason.startswith("a bootstrap server answers") and exc is not None:
-        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if reason is None:  # a server answers: the client's own error says what went wrong
+        if exc is None:
+            reason = "a bootstrap server answers, but the client could not start"
+        else:
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     verb = "cannot connect to" if fatal else "cannot reach a broker at"
     return fatal, f"kafka: {verb} {','.join(s.bootstrap)}: {reason}"
 
 
-class _ClientLog:
+class _ClientLog(logging.Handler):
     """aiokafka's own warnings, each distinct message once as an ``emitter: kafka client:`` line on stderr (a
     lost broker otherwise repeats the same line for every request until the cluster heals)."""
 
     MAX_LINES = 20
 
     def __init__(self) -> None:
-        import logging
-
-        class Handler(logging.Handler):
-            def emit(inner, record: logging.LogRecord) -> None:
-                self.emit(record.getMessage())
-
+        super().__init__(level=logging.WARNING)
         self.seen: set[str] = set()
-        self.handler = Handler(level=logging.WARNING)
 
-    def emit(self, text: str) -> None:
-        import sys
-
-        from ..errors import one_line
-
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
         if text in self.seen or len(self.seen) > self.MAX_LINES:
             return
         self.seen.add(text)
@@ -391,11 +392,9 @@ class _ClientLog:
 @functools.cache
 def route_client_logs() -> _ClientLog:
     """Send aiokafka's log records through one :class:`_ClientLog` (once per process)."""
-    import logging
-
     out = _ClientLog()
     log = logging.getLogger("aiokafka")
-    log.addHandler(out.handler)
+    log.addHandler(out)
     log.propagate = False
     log.setLevel(logging.WARNING)
     return out

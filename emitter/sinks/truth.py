@@ -49,7 +49,7 @@ async def _to_kafka(uri: str, records: list[dict[str, Any]]) -> str:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-    from ..clients.kafka import authorization_text, parse_kafka_uri, unreachable_text
+    from ..clients.kafka import parse_kafka_uri, unreachable_text
 
     s = parse_kafka_uri(uri, source="--truth")
     kw = s.client_kwargs()
@@ -77,10 +77,8 @@ async def _to_kafka(uri: str, records: list[dict[str, Any]]) -> str:
         finally:
             await p.stop()
     except (KafkaError, OSError) as exc:
-        line = authorization_text(s, exc, "write the truth to", f"topic {s.topic!r}")
-        if line is None:
-            fatal, line = await unreachable_text(s, exc)
-            if not fatal and isinstance(exc, KafkaError) and not isinstance(exc, KafkaConnectionError):
-                line = f"kafka: cannot write to topic {s.topic!r}: {type(exc).__name__}: {exc}"
+        fatal, line = await unreachable_text(s, exc, "write the truth to", f"topic {s.topic!r}")
+        if not fatal and isinstance(exc, KafkaError) and not isinstance(exc, KafkaConnectionError):
+            line = f"kafka: cannot write to topic {s.topic!r}: {type(exc).__name__}: {exc}"
         raise EmitterError(f"truth: {line}") from None
     return uri

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..clients.kafka import KafkaSettings, authorization_text, unreachable_text
+from ..clients.kafka import KafkaSettings, unreachable_text
 from ..encode.kafka_records import RawBatch, _warm, parse_record_batches, scan_record_batches
 from ..errors import EmitterError
 from .readers import KEY_STEP
@@ -300,8 +300,7 @@ class RawReader:
             with contextlib.suppress(Exception):
                 await self._client.close()
             self._client = None
-            denied = authorization_text(self.s, exc, "read", f"topic {self.topic!r}")
-            raise EmitterError(denied or (await unreachable_text(self.s, exc))[1]) from None
+            raise EmitterError((await unreachable_text(self.s, exc, "read", f"topic {self.topic!r}"))[1]) from None
         self._main = asyncio.create_task(self._supervise())
 
     async def stop(self) -> None:

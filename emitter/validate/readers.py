@@ -14,7 +14,7 @@ import logging
 import uuid
 from typing import Any, Protocol
 
-from ..clients.kafka import KafkaSettings, authorization_text, unreachable_text
+from ..clients.kafka import AUTHORIZATION_CODES, KafkaSettings, authorization_text, unreachable_text
 from ..errors import EmitterError
 
 __all__ = ["KEY_STEP", "AiokafkaReader", "ConfluentReader", "Reader"]
@@ -77,8 +77,7 @@ class AiokafkaReader(_Sampled):
         except (KafkaError, OSError) as exc:
             with contextlib.suppress(Exception):
                 await self.c.stop()
-            denied = authorization_text(self.s, exc, "read", f"topic {self.s.topic!r}")
-            raise EmitterError(denied or (await unreachable_text(self.s, exc))[1]) from None
+            raise EmitterError((await unreachable_text(self.s, exc, "read", f"topic {self.s.topic!r}"))[1]) from None
 
     async def poll(self, max_records: int, timeout_s: float) -> list[Pair]:
         got = await self.c.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
@@ -161,7 +160,7 @@ class ConfluentReader(_Sampled):
         msgs = await asyncio.to_thread(self.c.consume, max_records, timeout_s)
         for m in msgs:
             err = m.error()
-            if err is not None and err.code() in (29, 30, 31):  # an ACL denial does not pass by waiting
+            if err is not None and err.code() in AUTHORIZATION_CODES:  # an ACL denial does not pass by waiting
                 what = "join consumer group" if err.code() == 30 else "read"
                 res = f"{self.group!r}" if err.code() == 30 else f"topic {self.s.topic!r}"
                 raise EmitterError(authorization_text(self.s, err.code(), what, res) or str(err))
