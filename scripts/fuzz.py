@@ -37,15 +37,16 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="emitter-fuzz-"))
     classes: collections.Counter[tuple[str, str]] = collections.Counter()
     counts = collections.Counter[str]()
-
-    @seed(a.seed)
-    @settings(
+    cases = settings(
         max_examples=a.cases,
         deadline=None,
         database=None,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
+
+    @seed(a.seed)
+    @cases
     @given(fuzz.mutated())
     def one(case: tuple[Path, str]) -> None:
         src, text = case
@@ -62,13 +63,7 @@ def main() -> int:
             classes[key] += 1
 
     @seed(a.seed)
-    @settings(
-        max_examples=a.cases,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @cases
     @given(fuzz.command_case())
     def command(case: tuple[list[str], dict[str, bytes]]) -> None:
         argv, files = case

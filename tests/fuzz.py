@@ -16,7 +16,6 @@ import contextlib
 import functools
 import io
 import math
-import os
 import shutil
 import signal
 import sys
@@ -265,28 +264,19 @@ def _call(argv: list[str], limit_s: int) -> Outcome:
 def run_case(path: Path, limit_s: int = 20, cwd: Path | None = None) -> list[Outcome]:
     """``check``, then (if accepted) a short ``run``, in ``cwd`` (where a scenario's relative outputs land);
     every outcome, failed or not."""
-    here = Path.cwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
+    with contextlib.chdir(cwd or Path.cwd()):
         res = [_call(["check", str(path)], limit_s)]
         if res[0].code == 0:
             argv = ["run", str(path), "--sessions", "20", "--speed", "max", "--sink", "null", "--progress", "off"]
             res.append(_call(argv, limit_s))
-    finally:
-        os.chdir(here)
     return res
 
 
 def run_failures(options: list[str], cwd: Path, limit_s: int = 20) -> list[Outcome]:
     """A short ``emitter run`` of the ecommerce workflow with ``options`` after the defaults (later wins)."""
-    here = Path.cwd()
-    os.chdir(cwd)
-    try:
-        wf = str(ROOT / "workflows" / "ecommerce.yaml")
+    wf = str(ROOT / "workflows" / "ecommerce.yaml")
+    with contextlib.chdir(cwd):
         out = _call(["run", wf, "--sessions", "5", "--speed", "max", "--progress", "off", *options], limit_s)
-    finally:
-        os.chdir(here)
     return [out] if out.error else []
 
 
@@ -398,19 +388,21 @@ def command_case(draw: st.DrawFn) -> tuple[list[str], dict[str, bytes]]:
     return argv, files
 
 
-def command_failures(argv: list[str], files: dict[str, bytes], cwd: Path, limit_s: int = 30) -> list[Outcome]:
-    here = Path.cwd()
-    os.chdir(cwd)
-    try:
+def command_outcome(argv: list[str], files: dict[str, bytes], cwd: Path, limit_s: int = 30) -> Outcome:
+    """``files`` written in ``cwd``, then the command run there; the command's own answers are not errors."""
+    with contextlib.chdir(cwd):
         for name, data in files.items():
             Path(name).write_bytes(data)
         out = _call(argv, limit_s)
-    finally:
-        os.chdir(here)
     if out.error.startswith("exit ") and out.code in COMMAND_CODES[argv[0]]:
         out.error = ""
         if "Traceback" in out.stderr:
             out.error = "printed a traceback"
+    return out
+
+
+def command_failures(argv: list[str], files: dict[str, bytes], cwd: Path, limit_s: int = 30) -> list[Outcome]:
+    out = command_outcome(argv, files, cwd, limit_s)
     return [out] if out.error else []
 
 

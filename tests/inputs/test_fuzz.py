@@ -7,7 +7,6 @@ below, written out so that it fails again if the fix goes.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -188,13 +187,8 @@ def test_the_command_fuzzers_finds_stay_fixed(
         rec.update(json.loads(extra))
         lines = [json.dumps(rec).encode(), *lines[1:]]
     files = {"events.jsonl": b"\n".join(lines) + b"\n"}
-    assert fuzz.command_failures(argv, files, tmp_path) == []
-    here = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        out = fuzz._call(argv, 30)
-    finally:
-        os.chdir(here)
+    out = fuzz.command_outcome(argv, files, tmp_path)
+    assert not out.error, (out.error, out.trace)
     assert words in out.stderr, (name, out.stderr)
 
 
@@ -209,11 +203,6 @@ def test_report_refuses_a_manifest_whose_faults_are_not_ids(tmp_path: Path) -> N
         "truth.jsonl": b"\n".join(json.dumps(r).encode() for r in truth) + b"\n",
     }
     argv = ["report", "events.jsonl", "-o", "r.html", "--truth", "truth.jsonl"]
-    assert fuzz.command_failures(argv, files, tmp_path) == []
-    here = Path.cwd()
-    os.chdir(tmp_path)
-    try:
-        out = fuzz._call(argv, 30)
-    finally:
-        os.chdir(here)
+    out = fuzz.command_outcome(argv, files, tmp_path)
+    assert not out.error, (out.error, out.trace)
     assert out.code == 2 and "manifest -> faults: expected a list of fault ids" in out.stderr, out.stderr

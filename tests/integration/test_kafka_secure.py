@@ -154,6 +154,11 @@ def test_sink_truth_and_validator_over_sasl_ssl(secure: dict[str, str], tmp_path
             assert secret not in vt
 
 
+def _run(sink: str, *more: str) -> list[str]:
+    """A 20-session run into ``sink`` (and whatever ``more`` adds)."""
+    return ["run", ECOM, *BASE, "--sessions", "20", "--sink", sink, *more]
+
+
 def _validate(uri: str, command: str) -> list[str]:
     group = ["--group", f"sec-g-{uuid.uuid4().hex[:6]}"] if command == "validate-group" else []
     return ["validate", ECOM, "--source", uri, "--until-idle", "2", *group]
@@ -166,9 +171,7 @@ COMMANDS = ["run", "validate", "validate-group"]  # the sink; the validator's ra
 def test_wrong_password_fails_fast_without_retrying(secure: dict[str, str], command: str) -> None:
     topic = f"sec-{uuid.uuid4().hex[:10]}"
     uri = _uri(secure, topic, password="not-the-password") + "&startup.wait.ms=60000"
-    args = ["run", ECOM, *BASE, "--sessions", "20", "--sink", uri] if command == "run" else []
-    if command != "run":
-        args = _validate(_uri(secure, topic, password="not-the-password"), command)
+    args = _run(uri) if command == "run" else _validate(_uri(secure, topic, password="not-the-password"), command)
     t0 = time.monotonic()
     proc = run_cli(*args, timeout=60)
     took = time.monotonic() - t0
@@ -181,9 +184,7 @@ def test_wrong_password_fails_fast_without_retrying(secure: dict[str, str], comm
 def test_untrusted_certificate_is_refused(secure: dict[str, str], command: str) -> None:
     topic = f"sec-{uuid.uuid4().hex[:10]}"
     uri = _uri(secure, topic, ca="other-ca")
-    args = ["run", ECOM, *BASE, "--sessions", "20", "--sink", uri + "&startup.wait.ms=60000"]
-    if command != "run":
-        args = _validate(uri, command)
+    args = _run(uri + "&startup.wait.ms=60000") if command == "run" else _validate(uri, command)
     t0 = time.monotonic()
     proc = run_cli(*args, env=_env(secure), timeout=60)
     _one_error(proc, secure, "TLS: the broker's certificate is not trusted", secure["other-ca"])
@@ -192,34 +193,17 @@ def test_untrusted_certificate_is_refused(secure: dict[str, str], command: str) 
 
 def test_acl_denials(secure: dict[str, str], tmp_path: Path) -> None:
     # emitter may not create (or write) a topic outside its "sec-" prefix
-    proc = run_cli("run", ECOM, *BASE, "--sessions", "20", "--sink", _uri(secure, "other-topic"), env=_env(secure))
+    proc = run_cli(*_run(_uri(secure, "other-topic")), env=_env(secure))
     _one_error(proc, secure, "not authorized to create topic 'other-topic'", "user 'emitter'")
     # the stranger authenticates, but no ACL names it
-    proc = run_cli(
-        "run",
-        ECOM,
-        *BASE,
-        "--sessions",
-        "20",
-        "--sink",
-        _uri(secure, "sec-x", user="stranger"),
-        env=_env(secure, "stranger"),
-    )
+    proc = run_cli(*_run(_uri(secure, "sec-x", user="stranger")), env=_env(secure, "stranger"))
     _one_error(proc, secure, "not authorized", "user 'stranger'")
     # nor may it read what emitter wrote
     topic = f"sec-{uuid.uuid4().hex[:10]}"
-    ok = run_cli("run", ECOM, *BASE, "--sessions", "20", "--sink", _uri(secure, topic), env=_env(secure))
+    ok = run_cli(*_run(_uri(secure, topic)), env=_env(secure))
     assert ok.returncode == 0, _text(ok)
     t0 = time.monotonic()
-    proc = run_cli(
-        "validate",
-        ECOM,
-        "--source",
-        _uri(secure, topic, user="stranger"),
-        "--until-idle",
-        "2",
-        env=_env(secure, "stranger"),
-    )
+    proc = run_cli(*_validate(_uri(secure, topic, user="stranger"), "validate"), env=_env(secure, "stranger"))
     _one_error(proc, secure, "not authorized to read topic", "user 'stranger'")
     assert time.monotonic() - t0 < 15
     # in a consumer group: the stranger may not read the topic, emitter may not join a group outside "sec-"
@@ -228,29 +212,10 @@ def test_acl_denials(secure: dict[str, str], tmp_path: Path) -> None:
     proc = run_cli(*_validate(_uri(secure, topic), "validate"), "--group", "other-group", env=_env(secure))
     _one_error(proc, secure, "not authorized to join consumer group 'other-group'", "user 'emitter'")
     # and the truth writer reports its own denial
-    proc = run_cli(
-        "run",
-        ECOM,
-        *BASE,
-        "--sessions",
-        "20",
-        "--sink",
-        "null:",
-        "--truth",
-        _uri(secure, "other-truth"),
-        env=_env(secure),
-    )
+    proc = run_cli(*_run("null:", "--truth", _uri(secure, "other-truth")), env=_env(secure))
     _one_error(proc, secure, "truth: kafka: not authorized", "'other-truth'")
 
 
 def test_plaintext_client_on_the_secured_listener(secure: dict[str, str]) -> None:
-    proc = run_cli(
-        "run",
-        ECOM,
-        *BASE,
-        "--sessions",
-        "20",
-        "--sink",
-        f"kafka://{secure['bootstrap']}/sec-plain?startup.wait.ms=60000",
-    )
+    proc = run_cli(*_run(f"kafka://{secure['bootstrap']}/sec-plain?startup.wait.ms=60000"))
     _one_error(proc, secure, "does the listener expect TLS or SASL")
