@@ -121,8 +121,8 @@ def format_summary(runner: Runner, sim: EventSource, seed: int) -> str:
     if runner.speed.paced:
         lag = st.lag
         lines.append(
-            f"emitter: emit time vs schedule: lag p50 {lag.quantile(0.5):.3f} s, p99 {lag.quantile(0.99):.3f} s,"
-            f" max {lag.max:.3f} s; {lag.late_events:,} events sent more than {lag.LATE:g} s late"
+            f"emitter: emit time vs schedule: lag p50 {lag.quantile(0.5):.4f} s, p99 {lag.quantile(0.99):.4f} s,"
+            f" max {lag.max:.4f} s; {lag.late_events:,} events sent more than {lag.LATE:g} s late"
         )
     for s in runner.sinks:
         ss = s.stats

@@ -28,6 +28,8 @@ __all__ = ["LagStats", "Observer", "RunStats", "Runner"]
 CLOSED_PIPE = "closed pipe"  # what stopped a run whose standard output's reader went away
 MAX_SLICE = 20_000  # events per send when catching up; keeps sends small enough to pace
 MIN_SLEEP = 0.0005  # seconds; finer waits cost more than they gain
+TICK = 0.001  # seconds; paced sends are at least this far apart unless a slice is full (each send has a fixed
+# cost: sending whatever fell due during the last send, at once, made a busy loop of 7-event sends)
 MAX_SLEEP = 0.25  # seconds; bounds how long a stop request or a progress line waits
 
 
@@ -85,10 +87,11 @@ class _Ahead:
 
 @dataclass
 class LagStats:
-    """How late sends were against the schedule, in seconds, weighted by events (log-spaced buckets)."""
+    """How late sends were against the schedule, in seconds, weighted by events (log-spaced buckets 4.9 %
+    wide from 0.1 ms to 1000 s: fine enough to tell a 4.5 ms p99 from a 5.5 ms one)."""
 
-    edges: np.ndarray = field(default_factory=lambda: np.concatenate(([0.0], np.logspace(-4, 3, 57))))
-    counts: np.ndarray = field(default_factory=lambda: np.zeros(58, np.int64))
+    edges: np.ndarray = field(default_factory=lambda: np.concatenate(([0.0], np.logspace(-4, 3, 337))))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(338, np.int64))
     max: float = 0.0
     last: float = 0.0
     late_events: int = 0  # events sent more than LATE seconds after their time
@@ -160,6 +163,7 @@ class Runner:
         self.stats = RunStats()
         self._stop = asyncio.Event()
         self._t0 = 0.0
+        self._next_send = 0.0  # paced: the wall time before which no send starts (see TICK)
 
     def request_stop(self, reason: str) -> None:
         if self.stats.stopped_by is None:
@@ -236,28 +240,26 @@ class Runner:
             stopping.cancel()
             ahead.close()
 
-    def _sim_now_us(self) -> float:
-        assert self.speed.factor is not None
-        return (self.clock.now() - self._t0) * self.speed.factor * 1e6
-
     def _due(self, t_us: int) -> float:
         assert self.speed.factor is not None
         return self._t0 + t_us / 1e6 / self.speed.factor
 
     async def _paced(self, batch: EventBatch) -> None:
+        assert self.speed.factor is not None
         t = batch.cols["t"]
         n = len(batch)
         i = 0
         while i < n and not self._stop.is_set():
-            now_us = self._sim_now_us()
+            now = self.clock.now()
+            now_us = (now - self._t0) * self.speed.factor * 1e6
             j = int(np.searchsorted(t, now_us + 1.0, side="right"))  # 1 µs: rounding never stalls us
-            if j > i:
+            if j > i and (now >= self._next_send or j - i >= MAX_SLICE):
                 j = min(j, i + MAX_SLICE)
-                lag = self.clock.now() - self._due(int(t[i]))
-                await self._send(batch.slice(i, j), lag)
+                self._next_send = now + TICK
+                await self._send(batch.slice(i, j), now - self._due(int(t[i])))
                 i = j
                 continue
-            wait = self._due(int(t[i])) - self.clock.now()
+            wait = max(self._due(int(t[i])), self._next_send) - now
             await self._sleep(min(max(wait, MIN_SLEEP), MAX_SLEEP))
 
     async def _sleep(self, seconds: float) -> None:

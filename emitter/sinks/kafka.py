@@ -10,6 +10,7 @@ order on one partition; they are appended straight into record batches (``create
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from typing import Any
@@ -63,6 +64,11 @@ class KafkaSink(Sink):
         self._txn_t0 = 0.0
         self._error: BaseException | None = None
         self._headers: list[tuple[str, bytes]] = []
+        # per partition: the batch being filled [builder, events, bytes], full ones waiting for the client,
+        # and the task handing them over
+        self._open: dict[int, list[Any]] = {}
+        self._full: dict[int, collections.deque[tuple[Any, int, int]]] = {}
+        self._feeders: dict[int, asyncio.Future[None]] = {}
 
     def describe(self) -> str:
         s = self.settings
@@ -182,33 +188,68 @@ class KafkaSink(Sink):
             self._txn, self._txn_t0 = [], time.monotonic()
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self._partitions + 1))
-        producer = self._producer
-        topic = self.settings.topic
         for p in range(self._partitions):
             idx = order[bounds[p] : bounds[p + 1]].tolist()
-            if not idx:
-                continue
-            builder = producer.create_batch()
-            count = 0
-            nbytes = 0
-            for i in idx:
-                v = values[i]
-                meta = builder.append(key=keys[i * 16 : i * 16 + 16], value=v, timestamp=ts_ms[i], headers=headers)
-                if meta is None:  # full: ship it and start another
-                    await self._ship(builder, topic, p, count, nbytes)
-                    builder = producer.create_batch()
-                    count = nbytes = 0
-                    meta = builder.append(key=keys[i * 16 : i * 16 + 16], value=v, timestamp=ts_ms[i], headers=headers)
-                    if meta is None:
-                        self.stats.failed += 1
-                        self._note_once(f"an event of {len(v)} bytes is larger than batch.size")
-                        continue
-                count += 1
-                nbytes += len(v)
-            if count:
-                await self._ship(builder, topic, p, count, nbytes)
+            if idx:
+                self._append(p, idx, values, keys, ts_ms, headers)
         if self._txn is not None and time.monotonic() - self._txn_t0 >= self.settings.transaction_interval_ms / 1000:
             await self._commit()
+
+    def _append(self, p: int, idx: list[int], values: list[bytes], keys: bytes, ts_ms: list[int], headers: Any) -> None:
+        """Append events ``idx`` to partition ``p``'s open batch (never waits): aiokafka takes one batch per
+        partition at a time and holds the next until that one has gone out, so batches wait here, in
+        order, and the partition's feeder hands them over one by one; meanwhile the open one grows, as a
+        Java producer's batch does while the previous request is in flight."""
+        open_ = self._open.get(p) or [self._producer.create_batch(), 0, 0]
+        for i in idx:
+            v = values[i]
+            key = keys[i * 16 : i * 16 + 16]
+            if open_[0].append(key=key, value=v, timestamp=ts_ms[i], headers=headers) is None:
+                if open_[1]:  # full: queue it and start another
+                    self._full.setdefault(p, collections.deque()).append((open_[0], open_[1], open_[2]))
+                    open_ = [self._producer.create_batch(), 0, 0]
+                if open_[0].append(key=key, value=v, timestamp=ts_ms[i], headers=headers) is None:
+                    self.stats.failed += 1
+                    self._note_once(f"an event of {len(v)} bytes is larger than batch.size")
+                    continue
+            open_[1] += 1
+            open_[2] += len(v)
+            self._inflight_bytes += len(v)
+        self._open[p] = open_
+        if p not in self._feeders:
+            task = asyncio.ensure_future(self._feed(p))
+            self._feeders[p] = task
+
+    async def _feed(self, p: int) -> None:
+        """Hand partition ``p``'s waiting batches to the client in order, then the open one; ends when none
+        is left (the next append starts another feeder)."""
+        topic = self.settings.topic
+        try:
+            while True:
+                full = self._full.get(p)
+                if full:
+                    builder, count, nbytes = full.popleft()
+                else:
+                    tail = self._open.pop(p, None)
+                    if tail is None or not tail[1]:
+                        return
+                    builder, count, nbytes = tail
+                await self._ship(builder, topic, p, count, nbytes)
+        finally:
+            self._feeders.pop(p, None)
+            if self._room_free():
+                self._room.set()
+
+    async def _drain_feeders(self) -> None:
+        """Wait until every batch appended so far has been handed to the client."""
+        while self._feeders:
+            await asyncio.wait(list(self._feeders.values()))
+
+    def _room_free(self) -> bool:
+        return self._inflight_bytes < self.settings.buffer_memory
+
+    def _busy(self) -> bool:
+        return bool(self._pending or self._feeders)
 
     @property
     def _transactional(self) -> bool:
@@ -217,9 +258,10 @@ class KafkaSink(Sink):
     async def _commit(self) -> None:
         """End the open transaction: once every batch in it is written, commit; its events are acknowledged
         when the commit is (a read_committed consumer sees them then, all or none)."""
-        txn, self._txn = self._txn, None
-        if txn is None:
+        if self._txn is None:
             return
+        await self._drain_feeders()  # every batch of the transaction is with the client
+        txn, self._txn = self._txn, None
         count = sum(c for _, c in txn)
         futs = [f for f, _ in txn]
         if futs:
@@ -243,15 +285,17 @@ class KafkaSink(Sink):
             self.stats.notes.append(text)
 
     async def _ship(self, builder: Any, topic: str, partition: int, count: int, nbytes: int) -> None:
-        from aiokafka.errors import KafkaError
-
         try:
             fut = await self._producer.send_batch(builder, topic, partition=partition)
-        except KafkaError as exc:
+        except asyncio.CancelledError:  # the sink is closing
             self.stats.failed += count
-            self._error = exc
+            self._inflight_bytes -= nbytes
+            raise
+        except Exception as exc:  # noqa: BLE001 - KafkaError or the client closed under us: the sink fails
+            self.stats.failed += count
+            self._inflight_bytes -= nbytes
+            self._error = self._error or exc
             return
-        self._inflight_bytes += nbytes
         self._pending.add(fut)
         if self._txn is not None:
             self._txn.append((fut, count))
@@ -277,20 +321,20 @@ class KafkaSink(Sink):
                     self._error = exc
             else:
                 self.stats.acked += count
-            if self._inflight_bytes < self.settings.buffer_memory:
+            if self._room_free():
                 self._room.set()
 
         fut.add_done_callback(done)
 
     async def _wait_room(self, size: int) -> bool:
         s = self.settings
-        if self._inflight_bytes + size <= s.buffer_memory or not self._pending:
+        if self._inflight_bytes + size <= s.buffer_memory or not self._busy():
             return True
         if s.on_full == "drop":
             self._note_once("buffer.memory full: batches dropped (on.full=drop)")
             return False
         deadline = time.monotonic() + s.max_block_ms / 1000
-        while self._inflight_bytes + size > s.buffer_memory and self._pending:
+        while self._inflight_bytes + size > s.buffer_memory and self._busy():
             self._room.clear()
             left = deadline - time.monotonic()
             if left <= 0:
@@ -305,6 +349,7 @@ class KafkaSink(Sink):
     async def flush(self) -> None:
         if self._producer is None:
             return
+        await self._drain_feeders()
         if self._txn is not None:
             await self._commit()
         if self._pending:
@@ -321,6 +366,13 @@ class KafkaSink(Sink):
                 await asyncio.wait_for(
                     self._producer.abort_transaction(), timeout=self.settings.close_timeout_ms / 1000
                 )
+        feeders = list(self._feeders.values())
+        for t in feeders:
+            t.cancel()
+        if feeders:
+            await asyncio.wait(feeders)
+        self._full.clear()
+        self._open.clear()  # their events are still pending: counted failed below
         left = list(self._pending)
         for f in left:
             f.cancel()
