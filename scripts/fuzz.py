@@ -1,8 +1,9 @@
 """The long fuzz run: many mutated bundled files through ``emitter check`` and ``emitter run`` (tests/fuzz.py).
 
-    .venv/bin/python scripts/fuzz.py [--cases 4000] [--seed 1] [--limit-s 20] [--commands]
+    .venv/bin/python scripts/fuzz.py [--cases 4000] [--seed 1] [--limit-s 20] [--specs | --commands]
 
-``--commands``: validate, score, fit and report on broken stream records with hostile options instead.
+``--specs``: workflows and scenarios drawn from the declared types (``fuzz.spec_file``) instead of mutated
+bundled files. ``--commands``: validate, score, fit and report on broken stream records with hostile options.
 
 Prints the cases tried, how many ``run`` reached, and each failure class (command and error) with its count
 and one example file kept under .local/fuzz/. Exit 1 when any case failed. Its figures are in BENCHMARKS.md.
@@ -30,7 +31,9 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--limit-s", type=int, default=20, help="a case taking longer than this is a hang")
-    ap.add_argument("--commands", action="store_true", help="fuzz the other commands on broken stream records")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--specs", action="store_true", help="files drawn from the declared specs, not mutated")
+    mode.add_argument("--commands", action="store_true", help="fuzz the other commands on broken stream records")
     a = ap.parse_args()
     keep = ROOT / ".local" / "fuzz"
     keep.mkdir(parents=True, exist_ok=True)
@@ -47,7 +50,7 @@ def main() -> int:
 
     @seed(a.seed)
     @cases
-    @given(fuzz.mutated())
+    @given(fuzz.spec_file() if a.specs else fuzz.mutated())
     def one(case: tuple[Path, str]) -> None:
         src, text = case
         counts["cases"] += 1
@@ -90,7 +93,8 @@ def main() -> int:
     wall = time.perf_counter() - t0
     failed = sum(classes.values())
     print(
-        f"fuzz: {counts['cases']:,} cases in {wall:.0f} s (seed {a.seed}): {counts['refused']:,} refused by check "
+        f"fuzz: {counts['cases']:,} {'spec-drawn' if a.specs else 'mutated'} cases in {wall:.0f} s (seed {a.seed}): "
+        f"{counts['refused']:,} refused by check "
         f"with exit 2, {counts['ran']:,} accepted and run; {failed} failure(s) in {len(classes)} class(es)"
     )
     for (cmd, err), n in classes.most_common():

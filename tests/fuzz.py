@@ -12,6 +12,7 @@ another exit code or a hang is a failure.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import io
@@ -27,6 +28,7 @@ from typing import Any
 
 import yaml
 from hypothesis import strategies as st
+from msgspec import inspect as mi
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = sorted((ROOT / "workflows").glob("*.yaml")) + sorted((ROOT / "workflows" / "scenarios").glob("*.yaml"))
@@ -404,6 +406,252 @@ def command_outcome(argv: list[str], files: dict[str, bytes], cwd: Path, limit_s
 def command_failures(argv: list[str], files: dict[str, bytes], cwd: Path, limit_s: int = 30) -> list[Outcome]:
     out = command_outcome(argv, files, cwd, limit_s)
     return [out] if out.error else []
+
+
+# ----------------------------------------------------------------------------- files drawn from the declared specs
+#
+# The mutations above start from the bundled files; these strategies start from the types the loaders declare
+# (emitter/inputs/specs.py, the scenario's Structs and the core's fault, profile, retry and reaction types),
+# read through msgspec.inspect, so a new key or constraint is fuzzed the day it is declared. A value inside
+# its declared constraints is drawn from them (bounds included); a parsed text leaf (a duration, a rate, a
+# sink) from what the bundled files give that parser; a key or a plain string from the file's own few names,
+# so that states, routes and services refer to each other often enough for files to get past the loaders'
+# semantic checks and into a run. A probability map is sometimes scaled to sum to 1, for the same reason.
+
+
+def _spec_type(kind: str) -> Any:
+    from emitter.inputs.scenario import ScenarioFile
+    from emitter.inputs.specs import WorkflowFile
+
+    return {"workflow": WorkflowFile, "scenario": ScenarioFile}[kind]
+
+
+_WRITTEN_AS = [
+    (mi.DictType, dict),
+    (mi.ListType | mi.VarTupleType, list),
+    (mi.FloatType | mi.IntType, int | float),
+    (mi.StrType, str),
+    (mi.NoneType, type(None)),
+]
+
+
+def _member(data: Any, t: mi.UnionType) -> Any:
+    """The member of a union that ``data`` is written as (a tagged Struct by its tag), or None."""
+    for m in t.types:
+        inner = m.type if isinstance(m, mi.Metadata) else m
+        if isinstance(inner, mi.StructType):
+            if isinstance(data, dict) and (inner.tag_field is None or data.get(inner.tag_field) == inner.tag):
+                return m
+        elif not isinstance(data, bool) and any(isinstance(inner, a) and isinstance(data, b) for a, b in _WRITTEN_AS):
+            return m
+    others = [m for m in t.types if isinstance(m, mi.Metadata) and isinstance(m.type, mi.AnyType)]
+    return others[0] if others else None
+
+
+def spec_leaves(
+    data: Any, t: Any, path: tuple[Any, ...] = (), extra: dict[str, Any] | None = None
+) -> Iterator[tuple[tuple[Any, ...], Any, Any, dict[str, Any]]]:
+    """Every leaf of ``data`` read against its declared type ``t`` (a msgspec.inspect node): (key path,
+    value, the leaf's type node, its Meta extras)."""
+    extra = extra or {}
+    if isinstance(t, mi.Metadata):
+        yield from spec_leaves(data, t.type, path, {**extra, **(t.extra or {})})
+    elif isinstance(t, mi.UnionType):
+        m = _member(data, t)
+        if m is not None:
+            yield from spec_leaves(data, m, path, extra)
+    elif isinstance(t, mi.StructType) and isinstance(data, dict):
+        for f in t.fields:
+            if f.encode_name in data:
+                yield from spec_leaves(data[f.encode_name], f.type, (*path, f.encode_name))
+    elif isinstance(t, mi.DictType) and isinstance(data, dict):
+        for k, v in data.items():
+            yield from spec_leaves(v, t.value_type, (*path, k))
+    elif isinstance(t, mi.ListType | mi.VarTupleType) and isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from spec_leaves(v, t.item_type, (*path, i))
+    else:
+        yield path, data, t, extra
+
+
+@functools.cache
+def _bundled_pools() -> tuple[tuple[str, ...], dict[str, tuple[Any, ...]], dict[str, tuple[str, ...]]]:
+    """From the bundled files: every name (routes and services), what each text parser is given, and each
+    bundled workflow's own names."""
+    names: set[str] = set()
+    parsed: dict[str, set[Any]] = collections.defaultdict(set)
+    per_workflow: dict[str, tuple[str, ...]] = {}
+    for src in BUNDLED:
+        tree = yaml.safe_load(src.read_text())
+        kind = "scenario" if src.parent.name == "scenarios" else "workflow"
+        if kind == "workflow":
+            own = {*tree.get("transitions", {}), *tree.get("endpoints", {}), *tree.get("services", {})}
+            per_workflow[src.name] = tuple(sorted(own))
+            names |= own
+        for _, value, _, extra in spec_leaves(tree, mi.type_info(_spec_type(kind))):
+            if "parse" in extra and isinstance(value, str | int | float) and not isinstance(value, bool):
+                parsed[extra["parse"]].add(value)
+    return tuple(sorted(names)), {k: tuple(sorted(v, key=str)) for k, v in parsed.items()}, per_workflow
+
+
+_TEXT = st.characters(codec="utf-8", max_codepoint=0xFFFF, exclude_categories=["Cs", "Cc", "Co", "Cn"])
+
+
+def _normalised(d: dict[Any, Any]) -> dict[Any, Any]:
+    total = sum(v for v in d.values() if isinstance(v, int | float))
+    return {k: v / total for k, v in d.items()} if 0 < total < math.inf else d
+
+
+def _closed(tree: Any) -> Any:
+    """A drawn workflow made a chain the loader can accept, all else left as drawn: every state reachable
+    from an entry point, every row over known states (or ``$exit``) and summing to 1, exit points among
+    the states."""
+    if not isinstance(tree, dict):
+        return tree
+    entry = {k: v for k, v in (tree.get("entry_points") or {}).items() if isinstance(k, str)}
+    rows = {k: v for k, v in (tree.get("transitions") or {}).items() if isinstance(k, str)}
+    states = sorted({*entry, *rows})
+    if not states:
+        return tree
+    exits = sorted({e for e in tree.get("exit_points") or [] if e in states}) or [states[-1]]
+    transitions = {}
+    for state in states:
+        if state in exits:
+            continue
+        row = {k: v for k, v in (rows.get(state) or {}).items() if k in states or k == "$exit"}
+        transitions[state] = _normalised(row) if sum(row.values()) > 0 else {"$exit": 1.0}
+    seen, todo = set(), [k for k, v in entry.items() if v > 0]
+    while todo:
+        state = todo.pop()
+        if state not in seen:
+            seen.add(state)
+            todo += [k for k, v in transitions.get(state, {}).items() if v > 0 and k != "$exit"]
+    entry |= {k: 0.01 for k in states if k not in seen}
+    return tree | {"entry_points": _normalised(entry), "transitions": transitions, "exit_points": exits}
+
+
+def _numbers(t: Any) -> st.SearchStrategy[Any]:
+    lo = t.ge if t.ge is not None else t.gt
+    hi = t.le if t.le is not None else t.lt
+    if isinstance(t, mi.IntType):
+        lo_i = None if lo is None else int(lo) + (t.gt is not None)
+        hi_i = None if hi is None else int(hi) - (t.lt is not None)
+        return st.integers(lo_i, hi_i)
+    exact = st.floats(
+        lo, hi, exclude_min=t.gt is not None, exclude_max=t.lt is not None, allow_nan=False, allow_infinity=False
+    )
+    # mostly plausible magnitudes, sometimes anything the bounds allow
+    plausible_hi = min(hi, 1000.0) if hi is not None else 1000.0
+    plausible_lo = lo if lo is not None else -1000.0
+    if plausible_hi <= plausible_lo:
+        return exact
+    plausible = st.floats(plausible_lo, plausible_hi, exclude_min=t.gt is not None, allow_nan=False)
+    return st.one_of(plausible, plausible, exact)
+
+
+def spec_strategy(t: Any, names: st.SearchStrategy[str], parsed: dict[str, tuple[Any, ...]]) -> st.SearchStrategy[Any]:
+    """Values of the declared type node ``t`` within its constraints (see the section's comment)."""
+
+    def walk(t: Any, extra: dict[str, Any]) -> st.SearchStrategy[Any]:
+        if isinstance(t, mi.Metadata):
+            return walk(t.type, {**extra, **(t.extra or {})})
+        if "parse" in extra:
+            seen = parsed.get(extra["parse"], ())
+            return st.sampled_from(seen) if seen else _words
+        if isinstance(t, mi.StructType):
+            req: dict[str, st.SearchStrategy[Any]] = {}
+            opt: dict[str, st.SearchStrategy[Any]] = {}
+            for f in t.fields:
+                (req if f.required else opt)[f.encode_name] = walk(f.type, {})
+            if t.tag_field is not None:
+                req[t.tag_field] = st.just(t.tag)
+            return st.fixed_dictionaries(req, optional=opt)
+        if isinstance(t, mi.UnionType):
+            return st.one_of([walk(m, extra) for m in t.types])  # (UNSET is not among them: an unset field is left out)
+        if isinstance(t, mi.DictType):
+            keys = names if isinstance(t.key_type, mi.StrType) else st.one_of(st.integers(100, 599), names)
+            size = {"min_size": t.min_length or 0, "max_size": min(t.max_length or 5, 5)}
+            d = st.dictionaries(keys, walk(t.value_type, {}), **size)
+            if not size["min_size"]:  # mostly not empty: an empty mapping is one case
+                d = st.one_of(d, st.dictionaries(keys, walk(t.value_type, {}), **(size | {"min_size": 1})))
+            value = t.value_type
+            if isinstance(value, mi.Metadata) and (value.extra or {}).get("range") == "probability":
+                return st.one_of(d, d.map(_normalised), d.map(_normalised))
+            return d
+        if isinstance(t, mi.ListType | mi.VarTupleType):
+            items = walk(t.item_type, {})
+            size = {"min_size": t.min_length or 0, "max_size": min(t.max_length or 4, 4)}
+            return st.one_of(st.lists(items, **size), st.lists(items, unique_by=repr, **size))
+        if isinstance(t, mi.FloatType | mi.IntType):
+            return _numbers(t)
+        if isinstance(t, mi.StrType):
+            text = st.text(_TEXT, min_size=t.min_length or 0, max_size=min(t.max_length or 12, 12))
+            return st.one_of(names, names, names, text) if not t.min_length else st.one_of(names, names, text)
+        if isinstance(t, mi.LiteralType):
+            return st.sampled_from(t.values)
+        if isinstance(t, mi.BoolType):
+            return st.booleans()
+        if isinstance(t, mi.NoneType):
+            return st.none()
+        return st.one_of(names, st.integers(100, 599), _words)  # Any: what a user might put there
+
+    return walk(t, {})
+
+
+@st.composite
+def spec_file(draw: st.DrawFn) -> tuple[Path, str]:
+    """(the bundled file whose place the case takes, the text of a workflow or scenario drawn from the specs)."""
+    everything, parsed, per_workflow = _bundled_pools()
+    kind = draw(st.sampled_from(["workflow", "workflow", "scenario"]))
+    if kind == "workflow":
+        pool = draw(
+            st.lists(
+                st.one_of(st.sampled_from(everything), st.text(_TEXT, min_size=1, max_size=8)),
+                min_size=1,
+                max_size=6,
+                unique=True,
+            )
+        )
+        tree = draw(spec_strategy(mi.type_info(_spec_type(kind)), st.sampled_from(pool), parsed))
+        tree = _closed(tree) if draw(st.booleans()) else tree
+        src = ROOT / "workflows" / sorted(per_workflow)[0]
+    else:
+        workflow = draw(st.sampled_from(sorted(per_workflow)))
+        tree = draw(spec_strategy(mi.type_info(_spec_type(kind)), st.sampled_from(per_workflow[workflow]), parsed))
+        tree.pop("workflows", None)
+        tree["workflow"] = f"../{workflow}"  # (staged as the bundled scenarios are: see stage)
+        src = next(p for p in BUNDLED if p.parent.name == "scenarios")
+    return src, yaml.safe_dump(tree, sort_keys=False, width=1 << 30, allow_unicode=True)
+
+
+def _outside(t: Any) -> list[Any]:
+    """Values just outside a number's declared bounds: the bound itself where it is excluded, else one step
+    (or the bound's own size) beyond it."""
+    out: list[Any] = []
+    if t.gt is not None:
+        out.append(t.gt)
+    elif t.ge is not None:
+        out.append(t.ge - 1)
+    if t.lt is not None:
+        out.append(t.lt)
+    elif t.le is not None:
+        out.append(t.le + max(1, abs(t.le)))
+    return out
+
+
+def constraint_violations(src: Path) -> Iterator[tuple[tuple[Any, ...], Any, str]]:
+    """For each number in a bundled file whose declared type bounds it, each value just outside a bound:
+    (key path, value, the file's text with that one value changed)."""
+    kind = "scenario" if src.parent.name == "scenarios" else "workflow"
+    tree = yaml.safe_load(src.read_text())
+    for path, _, t, extra in spec_leaves(tree, mi.type_info(_spec_type(kind))):
+        if not isinstance(t, mi.FloatType | mi.IntType) or "parse" in extra or not path:
+            continue
+        for bad in _outside(t):
+            changed = yaml.safe_load(src.read_text())
+            parent = _get(changed, path[:-1])
+            parent[path[-1]] = bad
+            yield path, bad, yaml.safe_dump(changed, sort_keys=False, width=1 << 30)
 
 
 def failures(path: Path, limit_s: int = 20, cwd: Path | None = None) -> list[Outcome]:

@@ -41,6 +41,28 @@ def test_hostile_run_options_and_sink_uris_fail_cleanly(
     assert not bad, f"{options}: {bad[0].error}\n{bad[0].trace}"
 
 
+def test_files_drawn_from_the_declared_specs_fail_cleanly_and_some_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Workflows and scenarios drawn from the declared types (tests/fuzz.py spec_file), not from the bundled
+    files: each is accepted and runs, or is refused with one line per problem. Some must get as far as a run
+    (about 8 % do), or the strategy has stopped fuzzing the engine."""
+    ran: list[bool] = []
+
+    @settings(_SETTINGS, max_examples=100)
+    @given(case=fuzz.spec_file())
+    def one(case: tuple[Path, str]) -> None:
+        src, text = case
+        tmp = tmp_path_factory.mktemp("spec")
+        outs = fuzz.run_case(fuzz.stage(src, text, tmp), limit_s=30, cwd=tmp)
+        bad = [o for o in outs if o.error]
+        assert not bad, f"{bad[0].command} {bad[0].error}\n{bad[0].trace}\n--- case ---\n{text[:2000]}"
+        ran.append(len(outs) > 1)
+
+    one()
+    assert sum(ran) >= 3, f"{sum(ran)} of {len(ran)} drawn files reached a run"
+
+
 SCENARIO = "workflows/scenarios/payment-slowdown.yaml"
 WORKFLOW = "workflows/ecommerce.yaml"
 
@@ -77,6 +99,14 @@ REGRESSIONS = {
         "faults: expected at most 63 faults, got 20,001",
     ),
     "a recursive alias": ((fuzz.ROOT / WORKFLOW, "name: &a [*a]\n"), "name: expected a non-empty string"),
+    "an empty pair for a random fault's rate": (
+        _replace(
+            SCENARIO,
+            "faults:\n",
+            "random_faults:\n  - {kind: errors, rate_per_hour: 2, targets: [{service: payment}], rate: []}\nfaults:\n",
+        ),
+        "rate: expected a value or a [low, high] pair, got []",
+    ),
 }
 
 
@@ -206,3 +236,22 @@ def test_report_refuses_a_manifest_whose_faults_are_not_ids(tmp_path: Path) -> N
     out = fuzz.command_outcome(argv, files, tmp_path)
     assert not out.error, (out.error, out.trace)
     assert out.code == 2 and "manifest -> faults: expected a list of fault ids" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("src", fuzz.BUNDLED, ids=lambda p: p.name)
+def test_every_number_outside_its_declared_bounds_is_refused_and_named(src: Path, tmp_path: Path) -> None:
+    """Each bounded number of each bundled file, set just outside a bound (the declared specs say which),
+    on its own: exit 2 and a line naming the file, the key path and the value."""
+    from emitter.errors import format_path
+
+    missed = []
+    tried = 0
+    for path, bad, text in fuzz.constraint_violations(src):
+        tried += 1
+        out = fuzz.run_case(fuzz.stage(src, text, tmp_path), limit_s=30, cwd=tmp_path)[0]
+        want = f": {format_path(path)}: "
+        lines = [ln for ln in out.stderr.splitlines() if want in ln and "case-" in ln]
+        if out.error or out.code != 2 or not any(repr(bad) in ln or f"{bad:g}" in ln for ln in lines):
+            missed.append((format_path(path), bad, out.code, out.error or out.stderr.strip()[:300]))
+    assert tried, "no bounded number found: the walk over the declared types is broken"
+    assert not missed, f"{len(missed)} of {tried}: {missed[:5]}"
