@@ -68,9 +68,11 @@ class Sink(abc.ABC):
         if self._stopped:
             return
         self._stopped = True
-        if self._started:
-            await self.flush()
-        await self._close()
+        try:
+            if self._started:
+                await self.flush()
+        finally:  # (also when the flush fails or is cancelled: connections close, losses are counted)
+            await self._close()
 
     async def _close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -62,7 +62,9 @@ class KafkaSink(Sink):
         # transactional.id: the open transaction's batches (future, events) and when it began
         self._txn: list[tuple[asyncio.Future[Any], int]] | None = None
         self._txn_t0 = 0.0
+        self._txn_failed: BaseException | None = None  # a batch of the open transaction never reached the client
         self._error: BaseException | None = None
+        self._overhead = 0  # bytes a record carries besides its value (key, headers, framing), for buffer.memory
         self._headers: list[tuple[str, bytes]] = []
         # per partition: the batch being filled [builder, events, bytes], full ones waiting for the client,
         # and the task handing them over
@@ -154,7 +156,7 @@ class KafkaSink(Sink):
             return
         data = jsonl_of(batch)
         self.stats.sent += n
-        size = len(data)
+        size = len(data) + n * self._overhead
         if not await self._wait_room(size):
             self.stats.dropped += n
             return
@@ -177,6 +179,7 @@ class KafkaSink(Sink):
                 ("emitter.schema_version", str(SCHEMA_VERSION).encode()),
                 ("emitter.run_id", batch.ctx.run_id.encode()),
             ]
+            self._overhead = 16 + sum(len(k) + len(v) + 2 for k, v in self._headers) + 16  # key; headers; varints
         headers = self._headers
         if self._transactional and self._txn is None:
             try:
@@ -201,20 +204,23 @@ class KafkaSink(Sink):
         order, and the partition's feeder hands them over one by one; meanwhile the open one grows, as a
         Java producer's batch does while the previous request is in flight."""
         open_ = self._open.get(p) or [self._producer.create_batch(), 0, 0]
+        extra = self._overhead
         for i in idx:
             v = values[i]
             key = keys[i * 16 : i * 16 + 16]
             if open_[0].append(key=key, value=v, timestamp=ts_ms[i], headers=headers) is None:
-                if open_[1]:  # full: queue it and start another
+                # full (a refusing builder is closed): queue it, start another; an empty one takes any record
+                if open_[1]:
                     self._full.setdefault(p, collections.deque()).append((open_[0], open_[1], open_[2]))
-                    open_ = [self._producer.create_batch(), 0, 0]
+                open_ = [self._producer.create_batch(), 0, 0]
                 if open_[0].append(key=key, value=v, timestamp=ts_ms[i], headers=headers) is None:
                     self.stats.failed += 1
-                    self._note_once(f"an event of {len(v)} bytes is larger than batch.size")
+                    self._note_once(f"an event of {len(v)} bytes was refused by an empty batch")
+                    open_ = [self._producer.create_batch(), 0, 0]
                     continue
             open_[1] += 1
-            open_[2] += len(v)
-            self._inflight_bytes += len(v)
+            open_[2] += len(v) + extra
+            self._inflight_bytes += len(v) + extra
         self._open[p] = open_
         if p not in self._feeders:
             task = asyncio.ensure_future(self._feed(p))
@@ -224,8 +230,12 @@ class KafkaSink(Sink):
         """Hand partition ``p``'s waiting batches to the client in order, then the open one; ends when none
         is left (the next append starts another feeder)."""
         topic = self.settings.topic
+        count = nbytes = 0  # the batch being handed over
         try:
             while True:
+                if self._error is not None:  # the sink has failed: what waits is failed, not sent
+                    self._fail_waiting(p, self._error)
+                    return
                 full = self._full.get(p)
                 if full:
                     builder, count, nbytes = full.popleft()
@@ -234,16 +244,42 @@ class KafkaSink(Sink):
                     if tail is None or not tail[1]:
                         return
                     builder, count, nbytes = tail
-                await self._ship(builder, topic, p, count, nbytes)
+                await self._ship(builder, topic, p, count, nbytes)  # (counts its own failures)
+                count = nbytes = 0
+        except Exception as exc:  # noqa: BLE001 - a feeder never dies silently: the sink fails, with the reason
+            self._error = self._error or exc
+            self.stats.failed += count
+            self._inflight_bytes -= nbytes
+            if count and self._txn is not None:
+                self._txn_failed = self._txn_failed or exc
+            self._fail_waiting(p, exc)
         finally:
             self._feeders.pop(p, None)
             if self._room_free():
                 self._room.set()
 
-    async def _drain_feeders(self) -> None:
-        """Wait until every batch appended so far has been handed to the client."""
+    def _fail_waiting(self, p: int, why: BaseException) -> None:
+        """Partition ``p``'s batches not yet handed over, counted failed (and out of the open transaction)."""
+        waiting = list(self._full.pop(p, ()))
+        tail = self._open.pop(p, None)
+        if tail is not None and tail[1]:
+            waiting.append((tail[0], tail[1], tail[2]))
+        for _, count, nbytes in waiting:
+            self.stats.failed += count
+            self._inflight_bytes -= nbytes
+        if waiting and self._txn is not None:
+            self._txn_failed = self._txn_failed or why
+
+    async def _drain_feeders(self, limit_s: float | None = None) -> bool:
+        """Wait until every batch appended so far has been handed to the client (False: not within
+        ``limit_s`` seconds)."""
+        deadline = None if limit_s is None else time.monotonic() + limit_s
         while self._feeders:
-            await asyncio.wait(list(self._feeders.values()))
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            await asyncio.wait(list(self._feeders.values()), timeout=left)
+        return True
 
     def _room_free(self) -> bool:
         return self._inflight_bytes < self.settings.buffer_memory
@@ -260,13 +296,15 @@ class KafkaSink(Sink):
         when the commit is (a read_committed consumer sees them then, all or none)."""
         if self._txn is None:
             return
-        await self._drain_feeders()  # every batch of the transaction is with the client
+        await self._drain_feeders()  # every batch of the transaction is with the client (or counted failed)
+        # (no await from here to the detach: a send cannot slip a batch in between)
         txn, self._txn = self._txn, None
+        lost, self._txn_failed = self._txn_failed, None
         count = sum(c for _, c in txn)
         futs = [f for f, _ in txn]
         if futs:
             await asyncio.wait(futs)
-        failed = next((f.exception() for f in futs if f.cancelled() or f.exception() is not None), None)
+        failed = lost or next((f.exception() for f in futs if f.cancelled() or f.exception() is not None), None)
         try:
             if failed is None:
                 await self._producer.commit_transaction()
@@ -295,6 +333,8 @@ class KafkaSink(Sink):
             self.stats.failed += count
             self._inflight_bytes -= nbytes
             self._error = self._error or exc
+            if self._txn is not None:  # the transaction lacks this batch: it must not commit
+                self._txn_failed = self._txn_failed or exc
             return
         self._pending.add(fut)
         if self._txn is not None:
@@ -349,16 +389,32 @@ class KafkaSink(Sink):
     async def flush(self) -> None:
         if self._producer is None:
             return
-        await self._drain_feeders()
+        if not await self._drain_feeders(self.settings.close_timeout_ms / 1000):
+            # the client takes nothing within close.timeout.ms (a partition without a leader, say): what is
+            # still waiting is failed, and an open transaction aborts
+            await self._cancel_feeders()
+            self._txn_failed = self._txn_failed or TimeoutError("close.timeout.ms passed with batches not sent")
         if self._txn is not None:
             await self._commit()
         if self._pending:
             done, _ = await asyncio.wait(list(self._pending), timeout=self.settings.close_timeout_ms / 1000)
             del done
 
+    async def _cancel_feeders(self) -> None:
+        """Stop every feeder; the batch each was handing over and those waiting are counted failed."""
+        feeders = list(self._feeders.values())
+        for t in feeders:
+            t.cancel()
+        if feeders:
+            await asyncio.wait(feeders)
+        self._feeders.clear()
+        for p in sorted({*self._full, *self._open}):
+            self._fail_waiting(p, asyncio.CancelledError())
+
     async def _close(self) -> None:
         if self._producer is None:
             return
+        await self._cancel_feeders()  # first: nothing more goes to a transaction being aborted
         if self._txn is not None:  # not flushed (a failure): nothing of it may become visible
             self.stats.failed += sum(c for _, c in self._txn)
             self._txn = None
@@ -366,13 +422,6 @@ class KafkaSink(Sink):
                 await asyncio.wait_for(
                     self._producer.abort_transaction(), timeout=self.settings.close_timeout_ms / 1000
                 )
-        feeders = list(self._feeders.values())
-        for t in feeders:
-            t.cancel()
-        if feeders:
-            await asyncio.wait(feeders)
-        self._full.clear()
-        self._open.clear()  # their events are still pending: counted failed below
         left = list(self._pending)
         for f in left:
             f.cancel()
