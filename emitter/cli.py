@@ -52,6 +52,45 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         )
 
 
+def _add_metrics_options(p: argparse.ArgumentParser, command: str, hold: bool = True) -> None:
+    p.add_argument(
+        "--metrics-port",
+        metavar="[HOST:]PORT",
+        default=os.environ.get("EMITTER_METRICS_PORT") or None,
+        help=f"serve this {command}'s own metrics for Prometheus at http://HOST:PORT/metrics ("
+        + (
+            "events sent, acknowledged, failed and dropped per sink, schedule lag, sessions"
+            if hold
+            else "records read, malformed, sessions, checkpoints, alarms"
+        )
+        + ", memory); env EMITTER_METRICS_PORT",
+    )
+    p.add_argument(
+        "--metrics-otlp",
+        metavar="URI",
+        default=os.environ.get("EMITTER_METRICS_OTLP") or None,
+        help="and/or push them over OTLP: otlp://HOST:4317 (gRPC) or otlp+http://HOST:4318, with the OTLP "
+        "sink's TLS and header options; env EMITTER_METRICS_OTLP",
+    )
+    p.add_argument(
+        "--metrics-interval",
+        type=_duration,
+        default=10.0,
+        metavar="D",
+        help="how often --metrics-otlp pushes (default 10s; once more at the end)",
+    )
+    if not hold:
+        return
+    p.add_argument(
+        "--metrics-hold",
+        type=_duration,
+        default=0.0,
+        metavar="D",
+        help="after the summary, keep serving the final metrics this long for a last scrape (default 0; "
+        "a signal ends it)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="emitter", description="Realistic, reproducible streams of API-call traffic.")
     p.add_argument("--version", action="version", version=f"emitter {__version__}")
@@ -63,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("workflow", metavar="FILE", help="workflow or scenario YAML file")
     _add_run_options(r)
+    _add_metrics_options(r, "run")
     c = sub.add_parser(
         "check",
         help="validate workflow and scenario files without running them",
@@ -111,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write an HTML report: declared and learned matrices as heatmaps, their difference, "
         "rejected rows marked; for a live run, the worst error against events read with its sampling band",
     )
+    _add_metrics_options(v, "live validation", hold=False)
     sc = sub.add_parser(
         "score",
         help="score an anomaly detector against a run's truth",
@@ -220,11 +261,22 @@ def _duration(text: str) -> float:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from .app.config import run_config
     from .app.run import run_sync
     from .inputs.options import OPTIONS
 
-    return run_sync(run_config(args.workflow, {o.name: getattr(args, o.name) for o in OPTIONS}))
+    cfg = run_config(args.workflow, {o.name: getattr(args, o.name) for o in OPTIONS})
+    return run_sync(
+        replace(
+            cfg,
+            metrics=args.metrics_port,
+            metrics_hold_s=args.metrics_hold,
+            metrics_otlp=args.metrics_otlp,
+            metrics_interval_s=args.metrics_interval,
+        )
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -244,6 +296,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             report=args.report,
             all_rows=args.all_rows,
             html=args.html,
+            metrics=args.metrics_port,
+            metrics_otlp=args.metrics_otlp,
+            metrics_interval_s=args.metrics_interval,
         )
     )
 

@@ -15,7 +15,8 @@
 #   paths     print the binary, log, pid and traces file paths, the TLS dir, token file and the
 #             secured endpoints (one "name: value" per line)
 #
-# Receivers (otelcol/config.yaml; both feed the same traces pipeline and traces file):
+# Receivers (otelcol/config.yaml; both feed the traces pipeline (traces file, Kafka) and the metrics
+# pipeline (metrics file)):
 #   otlp          plain       gRPC 127.0.0.1:4317, HTTP 127.0.0.1:4318
 #   otlp/secure   TLS + token gRPC 127.0.0.1:4319, HTTP 127.0.0.1:4320: the server certificate is
 #                 signed by <state>/tls/ca.pem (made by deploy/local/tls.sh), and each request must
@@ -30,6 +31,7 @@
 #   EMITTER_LOCAL_DIR       state root (default <repo>/.local); state lives in $EMITTER_LOCAL_DIR/otelcol
 #   OTELCOL_KAFKA           1 (default): traces go to [file, kafka]; 0: file only (adds config-nokafka.yaml)
 #   OTELCOL_FILE_PATH       traces output file (default <state>/traces.jsonl, truncated at each start)
+#   OTELCOL_METRICS_FILE_PATH  metrics output file (default <state>/metrics.jsonl, truncated at each start)
 #   OTELCOL_EXTRA_CONFIG    extra config files (space separated), each appended as --config=FILE
 #                           after config.yaml; later files override earlier ones, lists are replaced
 #   OTELCOL_START_TIMEOUT   seconds to wait for readiness (default 60)
@@ -64,6 +66,7 @@ COLLECTOR="$BIN_DIR/$DIST_NAME"
 HASH_FILE="$COLLECTOR.manifest.sha256"
 BUILDER="$BIN_DIR/builder"
 TRACES_FILE="${OTELCOL_FILE_PATH:-$STATE_DIR/traces.jsonl}"
+METRICS_FILE="${OTELCOL_METRICS_FILE_PATH:-$STATE_DIR/metrics.jsonl}"
 TLS_DIR="$STATE_DIR/tls"     # server.pem/server.key for otlp/secure; clients trust ca.pem
 TOKEN_FILE="$TLS_DIR/token"  # the bearer token otlp/secure accepts
 SECURE_GRPC="${OTELCOL_OTLP_SECURE_GRPC_ENDPOINT:-127.0.0.1:4319}"
@@ -206,7 +209,7 @@ ensure_secrets() {
 
 # The environment config.yaml reads, for validate and start (through env(1): no subshell, so the
 # background pid is the collector's own).
-COLLECTOR_ENV=(env OTELCOL_FILE_PATH="$TRACES_FILE" OTELCOL_TLS_DIR="$TLS_DIR" OTELCOL_TOKEN_FILE="$TOKEN_FILE")
+COLLECTOR_ENV=(env OTELCOL_FILE_PATH="$TRACES_FILE" OTELCOL_METRICS_FILE_PATH="$METRICS_FILE" OTELCOL_TLS_DIR="$TLS_DIR" OTELCOL_TOKEN_FILE="$TOKEN_FILE")
 
 do_validate() {
     ensure_built
@@ -241,6 +244,7 @@ print_paths() {
     echo "log:     $LOG_FILE"
     echo "pid:     $PID_FILE"
     echo "traces:  $TRACES_FILE"
+    echo "metrics: $METRICS_FILE"
     echo "tls:     $TLS_DIR"
     echo "token:   $TOKEN_FILE"
     echo "grpcs:   $SECURE_GRPC"

@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..core.engine import Simulation
 from ..core.faults import Dynamics, RandomFaults
@@ -33,6 +33,9 @@ from ..runtime.runner import CLOSED_PIPE, Runner, RunStats
 from ..sinks.base import Sink, open_sink
 from ..sinks.truth import write_truth
 from .outputs import check_writable
+
+if TYPE_CHECKING:
+    from ..runtime.selfmetrics import SelfMetrics
 
 __all__ = ["RunConfig", "build_simulation", "run_async", "run_sync"]
 
@@ -55,6 +58,10 @@ class RunConfig:
     scenario: str | None = None
     scenario_digest: str | None = None
     report: str | None = None  # an HTML run report goes here when the run ends
+    metrics: str | None = None  # [HOST:]PORT: the process's own metrics served there for Prometheus
+    metrics_hold_s: float = 0.0  # after the summary, keep serving them this long (a last scrape)
+    metrics_otlp: str | None = None  # and/or pushed over OTLP to this URI ...
+    metrics_interval_s: float = 10.0  # ... this often (and once more at the end)
 
     @property
     def weighted(self) -> list[tuple[Workflow, float]]:
@@ -171,6 +178,27 @@ async def run_async(
     sink_objs = sinks if sinks is not None else [open_sink(u) for u in cfg.sinks]
     recorder = RunRecorder(cfg.speed.factor, len(dyn.fault_ids)) if report else None
     runner = Runner(sim, sink_objs, cfg.speed, observers=[recorder] if recorder else None)
+    served = _serve_metrics(cfg, runner, err) if cfg.metrics or cfg.metrics_otlp else None
+    try:
+        return await _run(cfg, runner, sim, seed, dyn, sink_objs, recorder, report, err, served, install_signals)
+    finally:
+        if served:
+            served.close()
+
+
+async def _run(
+    cfg: RunConfig,
+    runner: Runner,
+    sim: Simulation | MultiSimulation,
+    seed: int,
+    dyn: Dynamics,
+    sink_objs: list[Sink],
+    recorder: RunRecorder | None,
+    report: str | None,
+    err: TextIO,
+    served: SelfMetrics | None,
+    install_signals: bool,
+) -> tuple[int, RunStats, Runner]:
     names = " + ".join(f"{wf.name!r}" + (f" ({w:.0%})" if len(cfg.weighted) > 1 else "") for wf, w in cfg.weighted)
     print(
         f"emitter: {'scenario ' + repr(cfg.scenario) + ', ' if cfg.scenario else ''}workflow {names}, "
@@ -217,6 +245,8 @@ async def run_async(
         for signum in installed:
             loop.remove_signal_handler(signum)
     print(format_summary(runner, sim, seed), file=err, flush=True)
+    if served and served.url and cfg.metrics_hold_s > 0 and runner.stats.stopped_by is None:
+        await _hold(cfg.metrics_hold_s, served, err)
     st = runner.stats
     report_ok = True
     if report and recorder:
@@ -236,6 +266,42 @@ async def run_async(
     else:
         code = EXIT_OK
     return code, st, runner
+
+
+def _serve_metrics(cfg: RunConfig, runner: Runner, err: TextIO) -> SelfMetrics:
+    from ..errors import redact_uri
+    from ..runtime.selfmetrics import SelfMetrics, watch_run
+
+    served = SelfMetrics(cfg.metrics, cfg.metrics_otlp, cfg.metrics_interval_s)
+    watch_run(served.meter, runner)
+    if served.url:
+        print(f"emitter: own metrics for Prometheus at {served.url}", file=err, flush=True)
+    if cfg.metrics_otlp:
+        print(
+            f"emitter: own metrics over OTLP to {redact_uri(cfg.metrics_otlp)} every {cfg.metrics_interval_s:g} s",
+            file=err,
+            flush=True,
+        )
+    return served
+
+
+async def _hold(seconds: float, served: SelfMetrics, err: TextIO) -> None:
+    """Keep /metrics up after the run so that a last scrape sees the final figures; SIGINT or SIGTERM ends
+    the wait early (the run's outcome stands)."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, done.set)
+            installed.append(sig)
+    print(f"emitter: serving the final metrics at {served.url} for {seconds:g} s", file=err, flush=True)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), seconds)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def report_path(uri: str) -> str:

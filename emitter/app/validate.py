@@ -5,10 +5,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..inputs.workflow import load_workflow
 from .outputs import check_writable, write_html
+
+if TYPE_CHECKING:
+    from ..core.spec import Workflow
+    from ..validate.live import LiveOptions, LiveResult, LiveState
 
 __all__ = ["ValidateRequest", "validate"]
 
@@ -27,6 +32,9 @@ class ValidateRequest:
     report: str | None = None
     all_rows: bool = False
     html: str | None = None  # an HTML report (heatmaps, convergence) goes here
+    metrics: str | None = None  # [HOST:]PORT: a live validation's own metrics served there for Prometheus
+    metrics_otlp: str | None = None  # and/or pushed over OTLP to this URI, every metrics_interval_s
+    metrics_interval_s: float = 10.0
 
 
 def validate(req: ValidateRequest) -> int:
@@ -41,11 +49,14 @@ def validate(req: ValidateRequest) -> int:
     for flag, path in (("--report", req.report), ("--html", req.html)):
         if path:
             check_writable(path, flag)  # before reading the stream, not after an hour of it
+    if (req.metrics or req.metrics_otlp) and not req.source.startswith("kafka://"):
+        flag = "--metrics-port" if req.metrics else "--metrics-otlp"
+        raise ConfigError.one("command line", (flag,), "only a live validation (kafka://) has metrics of its own")
     wf = load_workflow(req.workflow)
     if req.source.startswith("kafka://"):
         import asyncio
 
-        from ..validate.live import LiveOptions, validate_kafka
+        from ..validate.live import LiveOptions
 
         opts = LiveOptions(
             group=req.group,
@@ -56,7 +67,7 @@ def validate(req: ValidateRequest) -> int:
             min_samples=req.min_samples,
             run_id=req.run_id,
         )
-        res = asyncio.run(validate_kafka(wf, req.source, opts))
+        res = asyncio.run(_validate_kafka(wf, req, opts))
         rep = res.report
         print(
             f"validate: read {res.records:,} records in {res.seconds:.1f} s ({res.malformed:,} malformed, "
@@ -83,3 +94,54 @@ def validate(req: ValidateRequest) -> int:
         write_html(req.html, "--html", validation_report(rep.data))
     print(rep.render(all_rows=req.all_rows), flush=True)
     return rep.exit_code
+
+
+async def _validate_kafka(wf: Workflow, req: ValidateRequest, opts: LiveOptions) -> LiveResult:
+    from ..validate.live import validate_kafka
+
+    if not (req.metrics or req.metrics_otlp):
+        return await validate_kafka(wf, req.source, opts)
+    from ..runtime.selfmetrics import SelfMetrics
+
+    served = SelfMetrics(req.metrics, req.metrics_otlp, req.metrics_interval_s, service="emitter-validator")
+    if served.url:
+        print(f"validate: own metrics for Prometheus at {served.url}", file=sys.stderr, flush=True)
+    try:
+        return await validate_kafka(wf, req.source, opts, on_start=lambda st: watch_validation(served.meter, st))
+    finally:
+        served.close()
+
+
+def watch_validation(meter: Any, st: LiveState) -> None:
+    """A live validation's instruments on ``meter``: records read, malformed, sessions, checkpoints, alarms."""
+    from ..runtime.selfmetrics import observe_all, one
+
+    ing, asm = st.ingest, st.asm
+    rec, ses = "{record}", "{session}"
+    observe_all(
+        meter,
+        counters=[
+            ("emitter.validator.records", rec, "records read from the topic", one(lambda: ing.records)),
+            (
+                "emitter.validator.malformed",
+                rec,
+                "records that were not events (counted, skipped)",
+                one(lambda: ing.malformed),
+            ),
+            (
+                "emitter.validator.key_mismatch",
+                rec,
+                "sampled records keyed other than by session",
+                one(lambda: ing.key_mismatch),
+            ),
+            ("emitter.validator.sessions", ses, "sessions assembled", one(lambda: asm.sessions)),
+            (
+                "emitter.validator.checkpoints",
+                "{look}",
+                "checkpoints judged (event counts doubling)",
+                one(lambda: st.looks),
+            ),
+            ("emitter.validator.alarms", "{look}", "checkpoints that rejected the workflow", one(lambda: st.alarms)),
+        ],
+        gauges=[("emitter.validator.sessions.open", ses, "sessions still open", one(lambda: asm.open_sessions))],
+    )

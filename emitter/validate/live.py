@@ -275,6 +275,23 @@ def _stop_on_signals(stop: asyncio.Event, why: list[str]) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+@dataclass
+class LiveState:
+    """A running validation's figures so far (what its ``/metrics`` reads while it runs)."""
+
+    ingest: _Ingest
+    checkpoints: _Looks
+    asm: Assembler
+
+    @property
+    def looks(self) -> int:
+        return len(self.checkpoints.looks)
+
+    @property
+    def alarms(self) -> int:
+        return sum(lk.cumulative == "rejected" or lk.window == "rejected" for lk in self.checkpoints.looks)
+
+
 async def validate_kafka(
     wf: Workflow,
     uri: str,
@@ -282,8 +299,10 @@ async def validate_kafka(
     *,
     out: TextIO | None = None,
     on_status: Callable[[str], None] | None = None,
+    on_start: Callable[[LiveState], None] | None = None,
 ) -> LiveResult:
-    """Read ``uri`` until a stop condition (``max_events``, ``until_idle``, a signal); judge as it goes."""
+    """Read ``uri`` until a stop condition (``max_events``, ``until_idle``, a signal); judge as it goes.
+    ``on_start`` is given the live figures once reading starts (the process's own metrics watch them)."""
     s = parse_kafka_uri(uri, source="--source", defaults={}, extra_keys=("client",))
     route_client_logs()
     reader = open_reader(s, s.extra.get("client", "auto"), opts.group, opts.from_beginning)
@@ -291,6 +310,8 @@ async def validate_kafka(
     asm = Assembler(wf, max_open=opts.max_open, run_id=opts.run_id)
     ing = _Ingest(asm, opts)
     looks = _Looks(opts)
+    if on_start is not None:
+        on_start(LiveState(ing, looks, asm))
     display = _Display(out or sys.stderr, opts, on_status)
     stop = asyncio.Event()
     why: list[str] = []

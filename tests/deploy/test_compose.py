@@ -352,3 +352,95 @@ def test_jaeger_ports(services: dict[str, dict[str, Any]]) -> None:
             assert (16686, 16686) in ports, f"{name} does not publish the UI on 16686"
             for _, c in ports:
                 assert c in JAEGER_PORTS, f"{name} publishes {c}, not a Jaeger port"
+
+
+# --------------------------------------------------------------------------- Prometheus and Grafana
+
+
+def _mounted(svc: dict[str, Any], target: str) -> Path:
+    for v in svc.get("volumes", []):
+        src, dst, *_ = str(v).split(":")
+        if dst == target:
+            return ROOT / src
+    raise AssertionError(f"nothing is mounted at {target}")
+
+
+def _service_with_image(services: dict[str, dict[str, Any]], word: str) -> dict[str, Any]:
+    found = [s for s in services.values() if word in str(s.get("image", ""))]
+    assert len(found) == 1, f"expected one {word} service, found {len(found)}"
+    return found[0]
+
+
+def test_prometheus_scrapes_the_port_each_emitter_serves(services: dict[str, dict[str, Any]]) -> None:
+    prom = _service_with_image(services, "prometheus")
+    m = re.search(r"--config\.file=(\S+)", " ".join(command_of(prom)))
+    assert m, "prometheus has no --config.file"
+    cfg = yaml.safe_load(_mounted(prom, m.group(1)).read_text(encoding="utf-8"))
+    hosts = service_hosts(services)
+    targets = [t for job in cfg["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    assert targets, "prometheus scrapes nothing"
+    served = {}
+    for name, cmd in emitter_services(services).items():
+        args = parsed_command(cmd)
+        if getattr(args, "metrics_port", None):
+            served[name] = int(str(args.metrics_port).rpartition(":")[2])
+    assert served, "no emitter service serves --metrics-port"
+    for t in targets:
+        host, port = hostport(t)
+        assert hosts.get(host) in served, f"prometheus scrapes {t}: not an emitter service with --metrics-port"
+        assert served[hosts[host]] == port, f"prometheus scrapes {t}, {host} serves port {served[hosts[host]]}"
+        assert str(port) in [str(p) for p in services[hosts[host]].get("expose", [])], f"{host} does not expose {port}"
+
+
+def _served_metric_names() -> set[str]:
+    """The names a real run's /metrics page has (a short in-process run, scraped once at its end)."""
+    import asyncio
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from emitter.runtime.pacing import Speed
+    from emitter.runtime.runner import Runner
+    from emitter.runtime.selfmetrics import SelfMetrics, watch_run
+    from emitter.sinks.base import open_sink
+
+    from ..helpers import ecommerce, simulate
+
+    served = SelfMetrics("127.0.0.1:0")
+    try:
+        runner = Runner(simulate(ecommerce()), [open_sink("null")], Speed(None))
+        watch_run(served.meter, runner)
+        asyncio.run(runner.run())
+        with urllib.request.urlopen(served.url, timeout=5) as resp:
+            text = resp.read().decode()
+    finally:
+        served.close()
+    return {s.name for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def test_the_grafana_dashboard_queries_metrics_the_emitter_serves(services: dict[str, dict[str, Any]]) -> None:
+    import json
+
+    grafana = _service_with_image(services, "grafana")
+    sources = yaml.safe_load(
+        _mounted(grafana, "/etc/grafana/provisioning/datasources/emitter.yaml").read_text(encoding="utf-8")
+    )
+    uids = {d["uid"] for d in sources["datasources"]}
+    prom_url = urllib.parse.urlsplit(sources["datasources"][0]["url"])
+    assert service_hosts(services).get(prom_url.hostname) == "prometheus", prom_url
+    dash_dir = _mounted(grafana, "/var/lib/grafana/dashboards")
+    boards = sorted(dash_dir.glob("*.json"))
+    assert boards, f"no dashboard in {dash_dir}"
+    names = _served_metric_names()
+    for board in boards:
+        data = json.loads(board.read_text(encoding="utf-8"))
+        exprs = [t["expr"] for p in data["panels"] for t in p["targets"]]
+        assert exprs, f"{board.name} has no queries"
+        for p in data["panels"]:
+            assert p["datasource"]["uid"] in uids, f"{board.name}: {p['title']} uses an unprovisioned data source"
+        for e in exprs:
+            used = set(re.findall(r"\b((?:emitter|process)_[a-z_]+)\b", e))
+            assert used, f"{board.name}: {e} names no emitter metric"
+            assert used <= names, (
+                f"{board.name}: {e} names {sorted(used - names)}, not served (served: {sorted(names)})"
+            )

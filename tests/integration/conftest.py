@@ -57,7 +57,7 @@ def otelcol() -> dict[str, str]:
             "(scripts/test.sh does this), or deselect these tests with -m 'not otelcol'"
         )
     paths = _otelcol_paths()
-    return {"traces": paths["traces"], "grpc": "127.0.0.1:4317", "http": "127.0.0.1:4318"}
+    return {"traces": paths["traces"], "metrics": paths["metrics"], "grpc": "127.0.0.1:4317", "http": "127.0.0.1:4318"}
 
 
 JAEGER_QUERY = os.environ.get("EMITTER_TEST_JAEGER", "127.0.0.1:16686")

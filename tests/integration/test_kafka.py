@@ -369,3 +369,48 @@ def test_backpressure_drop_policy_counts_and_reports(
     drops = page.chart("emit_rate", "return m.renderers.filter(r => r.name == 'drops').map(r => r.data_source.data.x);")
     assert len(drops) == 1 and len(drops[0]) >= 1  # crosses where the drop count grew
     page.shot("run-report-drops")
+
+
+def test_live_validator_serves_its_own_metrics(kafka_bootstrap: str, topic: str, tmp_path: Path) -> None:
+    """``validate --metrics-port``: scraped while it reads, the figures reach what its last line says."""
+    import re
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    proc = run_cli(
+        "run", ECOM, *BASE, "--sessions", "300", "--speed", "max", "--sink", f"kafka://{kafka_bootstrap}/{topic}"
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    events = int(re.search(r"done: ([\d,]+) events", proc.stderr.decode())[1].replace(",", ""))
+    err = tmp_path / "validate.err"
+    argv = [sys.executable, "-m", "emitter", "validate", ECOM, "--source", f"kafka://{kafka_bootstrap}/{topic}"]
+    argv += ["--until-idle", "6", "--metrics-port", "127.0.0.1:0"]
+    with err.open("w") as fh:
+        v = subprocess.Popen(argv, stderr=fh, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None and time.monotonic() < deadline:
+            m = re.search(r"Prometheus at (http://\S+/metrics)", err.read_text())
+            url = m[1] if m else None
+            time.sleep(0.05)
+        assert url, err.read_text()
+        got: dict[str, float] = {}
+        while time.monotonic() < deadline and v.poll() is None:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                text = resp.read().decode()
+            got = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+            if got.get("emitter_validator_records_total") == events:
+                break
+            time.sleep(0.2)
+        assert got.get("emitter_validator_records_total") == events, (got, err.read_text())
+        assert got["emitter_validator_sessions_total"] <= 300
+        assert got["emitter_validator_malformed_total"] == 0
+        assert got["process_resident_memory_bytes"] > 10 << 20
+        assert v.wait(timeout=60) == 0, err.read_text()
+        assert f"read {events:,} records" in err.read_text()
+    finally:
+        if v.poll() is None:
+            v.kill()
+            v.wait()

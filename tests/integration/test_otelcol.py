@@ -163,3 +163,60 @@ def test_validator_reads_the_collectors_file_output(otelcol: dict, tmp_path: Pat
     out = v.stdout.decode()
     assert v.returncode == 0, out
     assert "1,500 sessions (1,500 complete)" in out
+
+
+def _metric_points(metrics_file: str, instance: str) -> dict[str, list[tuple[int, float, dict]]]:
+    """The collector's metrics file: every data point of resource ``service.instance.id`` = ``instance``,
+    by metric name, as (time, value, attributes)."""
+    out: dict[str, list[tuple[int, float, dict]]] = {}
+    with open(metrics_file, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            for rm in d.get("resourceMetrics", []):
+                res = {a["key"]: a["value"].get("stringValue") for a in rm["resource"]["attributes"]}
+                if res.get("service.instance.id") != instance:
+                    continue
+                for sm in rm["scopeMetrics"]:
+                    for m in sm["metrics"]:
+                        body = m.get("sum") or m.get("gauge") or {}
+                        for dp in body.get("dataPoints", []):
+                            v = float(dp["asInt"]) if "asInt" in dp else float(dp.get("asDouble", 0))
+                            out.setdefault(m["name"], []).append((int(dp["timeUnixNano"]), v, attrs(dp)))
+    return out
+
+
+@pytest.mark.parametrize("uri", ["otlp://127.0.0.1:4317", "otlp+http://127.0.0.1:4318"], ids=["grpc", "http"])
+def test_own_metrics_pushed_over_otlp_end_at_the_summary(otelcol: dict, uri: str, tmp_path: Path) -> None:
+    """``--metrics-otlp``: pushed while the run goes and once at its end; the last push is the summary's."""
+    import re
+    import socket
+    import subprocess
+    import sys
+
+    err = tmp_path / "stderr.txt"
+    argv = [sys.executable, "-m", "emitter", "run", MICRO, "--seed", "4", "--sessions", "300", "--speed", "30"]
+    argv += ["--sink", "null", "--progress", "off", "--metrics-otlp", uri, "--metrics-interval", "1s"]
+    with err.open("w") as fh:
+        proc = subprocess.Popen(argv, stderr=fh, stdout=subprocess.DEVNULL, cwd=tmp_path)
+        assert proc.wait(timeout=120) == 0, err.read_text()
+    text = err.read_text()
+    m = re.search(r"done: ([\d,]+) events, ([\d,]+) sessions started, ([\d,]+) ended", text)
+    assert m, text
+    instance = f"{socket.gethostname()}-{proc.pid}"
+    deadline = time.monotonic() + 30
+    while True:
+        points = _metric_points(otelcol["metrics"], instance)
+        events = sorted(points.get("emitter.events", []))
+        if (events and events[-1][1] == int(m[1].replace(",", ""))) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert events, f"no emitter.events from {instance} in {otelcol['metrics']}"
+    assert events[-1][1] == int(m[1].replace(",", "")), (events[-3:], m[0])
+    assert len(events) >= 2 and any(0 < v < events[-1][1] for _, v, _ in events), "no push during the run"
+    started = sorted(points["emitter.sessions.started"])
+    assert started[-1][1] == int(m[2].replace(",", "")) == 300
+    sent = sorted(points["emitter.sink.sent"])
+    assert sent[-1][2] == {"sink": "null"} and sent[-1][1] == events[-1][1]
