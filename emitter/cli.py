@@ -56,19 +56,17 @@ def _add_metrics_options(p: argparse.ArgumentParser, command: str, hold: bool = 
     p.add_argument(
         "--metrics-port",
         metavar="[HOST:]PORT",
-        default=os.environ.get("EMITTER_METRICS_PORT") or None,
         help=f"serve this {command}'s own metrics for Prometheus at http://HOST:PORT/metrics ("
         + (
             "events sent, acknowledged, failed and dropped per sink, schedule lag, sessions"
             if hold
             else "records read, malformed, sessions, checkpoints, alarms"
         )
-        + ", memory); env EMITTER_METRICS_PORT",
+        + ", memory); PORT alone listens on every interface; env EMITTER_METRICS_PORT",
     )
     p.add_argument(
         "--metrics-otlp",
         metavar="URI",
-        default=os.environ.get("EMITTER_METRICS_OTLP") or None,
         help="and/or push them over OTLP: otlp://HOST:4317 (gRPC) or otlp+http://HOST:4318, with the OTLP "
         "sink's TLS and header options; env EMITTER_METRICS_OTLP",
     )
@@ -89,6 +87,19 @@ def _add_metrics_options(p: argparse.ArgumentParser, command: str, hold: bool = 
         help="after the summary, keep serving the final metrics this long for a last scrape (default 0; "
         "a signal ends it)",
     )
+
+
+def _metrics_settings(args: argparse.Namespace, live: bool = True) -> tuple[str | None, str | None, tuple[str, str]]:
+    """--metrics-port and --metrics-otlp, else EMITTER_METRICS_PORT / EMITTER_METRICS_OTLP (ignored where a
+    command has no metrics of its own: ``live`` False), and where each came from (for messages)."""
+    out: list[str | None] = []
+    sources: list[str] = []
+    for flag, var in (("--metrics-port", "EMITTER_METRICS_PORT"), ("--metrics-otlp", "EMITTER_METRICS_OTLP")):
+        given = getattr(args, flag[2:].replace("-", "_"))
+        env = os.environ.get(var) or None if live else None
+        out.append(given if given is not None else env)
+        sources.append(flag if given is not None or env is None else var)
+    return out[0], out[1], (sources[0], sources[1])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,13 +279,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .inputs.options import OPTIONS
 
     cfg = run_config(args.workflow, {o.name: getattr(args, o.name) for o in OPTIONS})
+    port, otlp, sources = _metrics_settings(args)
     return run_sync(
         replace(
             cfg,
-            metrics=args.metrics_port,
+            metrics=port,
             metrics_hold_s=args.metrics_hold,
-            metrics_otlp=args.metrics_otlp,
+            metrics_otlp=otlp,
             metrics_interval_s=args.metrics_interval,
+            metrics_sources=sources,
         )
     )
 
@@ -282,6 +295,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .app.validate import ValidateRequest, validate
 
+    port, otlp, sources = _metrics_settings(args, live=args.source.startswith("kafka://"))
     return validate(
         ValidateRequest(
             workflow=args.workflow,
@@ -296,9 +310,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             report=args.report,
             all_rows=args.all_rows,
             html=args.html,
-            metrics=args.metrics_port,
-            metrics_otlp=args.metrics_otlp,
+            metrics=port,
+            metrics_otlp=otlp,
             metrics_interval_s=args.metrics_interval,
+            metrics_sources=sources,
         )
     )
 

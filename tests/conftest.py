@@ -46,3 +46,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.xdist_group("servers"))
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics_from_the_developers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EMITTER_METRICS_PORT / EMITTER_METRICS_OTLP set in a shell would make every run in the tests serve or push."""
+    monkeypatch.delenv("EMITTER_METRICS_PORT", raising=False)
+    monkeypatch.delenv("EMITTER_METRICS_OTLP", raising=False)

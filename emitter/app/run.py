@@ -62,6 +62,7 @@ class RunConfig:
     metrics_hold_s: float = 0.0  # after the summary, keep serving them this long (a last scrape)
     metrics_otlp: str | None = None  # and/or pushed over OTLP to this URI ...
     metrics_interval_s: float = 10.0  # ... this often (and once more at the end)
+    metrics_sources: tuple[str, str] = ("--metrics-port", "--metrics-otlp")  # (flags or variables: messages)
 
     @property
     def weighted(self) -> list[tuple[Workflow, float]]:
@@ -178,6 +179,8 @@ async def run_async(
     sink_objs = sinks if sinks is not None else [open_sink(u) for u in cfg.sinks]
     recorder = RunRecorder(cfg.speed.factor, len(dyn.fault_ids)) if report else None
     runner = Runner(sim, sink_objs, cfg.speed, observers=[recorder] if recorder else None)
+    if cfg.metrics_hold_s > 0 and not cfg.metrics:
+        raise ConfigError.one("command line", ("--metrics-hold",), "needs --metrics-port (there is no page to keep)")
     served = _serve_metrics(cfg, runner, err) if cfg.metrics or cfg.metrics_otlp else None
     try:
         return await _run(cfg, runner, sim, seed, dyn, sink_objs, recorder, report, err, served, install_signals)
@@ -244,14 +247,21 @@ async def _run(
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        # the hold's own handlers at once: a signal after the run ends the hold, not the process
+        hold = _Hold(loop, install_signals) if served and served.url and cfg.metrics_hold_s > 0 else None
     print(format_summary(runner, sim, seed), file=err, flush=True)
-    if served and served.url and cfg.metrics_hold_s > 0 and runner.stats.stopped_by is None:
-        await _hold(cfg.metrics_hold_s, served, err)
     st = runner.stats
     report_ok = True
     if report and recorder:
         broken = runner.observer_errors[0] if runner.observer_errors else None
         report_ok = _write_report(report, recorder, recs, cfg, sim.load, st, broken, err)
+    if hold is not None:
+        assert served is not None
+        if st.stopped_by is None:
+            print(
+                f"emitter: serving the final metrics at {served.url} for {cfg.metrics_hold_s:g} s", file=err, flush=True
+            )
+        await hold.wait(cfg.metrics_hold_s if st.stopped_by is None else 0.0)
     if st.error:
         code = EXIT_USAGE if st.input_error else EXIT_FAILED
     elif st.stopped_by == "SIGINT":
@@ -272,7 +282,7 @@ def _serve_metrics(cfg: RunConfig, runner: Runner, err: TextIO) -> SelfMetrics:
     from ..errors import redact_uri
     from ..runtime.selfmetrics import SelfMetrics, watch_run
 
-    served = SelfMetrics(cfg.metrics, cfg.metrics_otlp, cfg.metrics_interval_s)
+    served = SelfMetrics(cfg.metrics, cfg.metrics_otlp, cfg.metrics_interval_s, sources=cfg.metrics_sources)
     watch_run(served.meter, runner)
     if served.url:
         print(f"emitter: own metrics for Prometheus at {served.url}", file=err, flush=True)
@@ -285,23 +295,28 @@ def _serve_metrics(cfg: RunConfig, runner: Runner, err: TextIO) -> SelfMetrics:
     return served
 
 
-async def _hold(seconds: float, served: SelfMetrics, err: TextIO) -> None:
-    """Keep /metrics up after the run so that a last scrape sees the final figures; SIGINT or SIGTERM ends
-    the wait early (the run's outcome stands)."""
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, done.set)
-            installed.append(sig)
-    print(f"emitter: serving the final metrics at {served.url} for {seconds:g} s", file=err, flush=True)
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), seconds)
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+class _Hold:
+    """Keeps /metrics up after the run so that a last scrape sees the final figures; SIGINT or SIGTERM ends
+    the wait early (the run's outcome stands). Its handlers are installed as the run's are removed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, install_signals: bool) -> None:
+        self.loop = loop
+        self.done = asyncio.Event()
+        self.installed: list[int] = []
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.done.set)
+                    self.installed.append(sig)
+
+    async def wait(self, seconds: float) -> None:
+        try:
+            if seconds > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.done.wait(), seconds)
+        finally:
+            for sig in self.installed:
+                self.loop.remove_signal_handler(sig)
 
 
 def report_path(uri: str) -> str:

@@ -35,6 +35,7 @@ class ValidateRequest:
     metrics: str | None = None  # [HOST:]PORT: a live validation's own metrics served there for Prometheus
     metrics_otlp: str | None = None  # and/or pushed over OTLP to this URI, every metrics_interval_s
     metrics_interval_s: float = 10.0
+    metrics_sources: tuple[str, str] = ("--metrics-port", "--metrics-otlp")
 
 
 def validate(req: ValidateRequest) -> int:
@@ -103,7 +104,9 @@ async def _validate_kafka(wf: Workflow, req: ValidateRequest, opts: LiveOptions)
         return await validate_kafka(wf, req.source, opts)
     from ..runtime.selfmetrics import SelfMetrics
 
-    served = SelfMetrics(req.metrics, req.metrics_otlp, req.metrics_interval_s, service="emitter-validator")
+    served = SelfMetrics(
+        req.metrics, req.metrics_otlp, req.metrics_interval_s, service="emitter-validator", sources=req.metrics_sources
+    )
     if served.url:
         print(f"validate: own metrics for Prometheus at {served.url}", file=sys.stderr, flush=True)
     try:

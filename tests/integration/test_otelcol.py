@@ -209,14 +209,14 @@ def test_own_metrics_pushed_over_otlp_end_at_the_summary(otelcol: dict, uri: str
     deadline = time.monotonic() + 30
     while True:
         points = _metric_points(otelcol["metrics"], instance)
-        events = sorted(points.get("emitter.events", []))
+        events = sorted(points.get("emitter.events", []), key=lambda p: p[0])
         if (events and events[-1][1] == int(m[1].replace(",", ""))) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert events, f"no emitter.events from {instance} in {otelcol['metrics']}"
     assert events[-1][1] == int(m[1].replace(",", "")), (events[-3:], m[0])
     assert len(events) >= 2 and any(0 < v < events[-1][1] for _, v, _ in events), "no push during the run"
-    started = sorted(points["emitter.sessions.started"])
+    started = sorted(points["emitter.sessions.started"], key=lambda p: p[0])
     assert started[-1][1] == int(m[2].replace(",", "")) == 300
-    sent = sorted(points["emitter.sink.sent"])
+    sent = sorted(points["emitter.sink.sent"], key=lambda p: p[0])
     assert sent[-1][2] == {"sink": "null"} and sent[-1][1] == events[-1][1]

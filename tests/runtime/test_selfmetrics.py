@@ -89,6 +89,7 @@ def test_metrics_while_running_and_after_equal_the_summary(tmp_path: Path) -> No
         assert final[("emitter_schedule_lag_seconds", (("stat", "max"),))] == pytest.approx(float(lag[3]), abs=5e-5)
         assert final[("process_resident_memory_bytes", ())] > 10 << 20
         # the hold ends at a signal; the run's own outcome (done) stands
+        _wait_for(err, r"serving the final metrics", proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0, err.read_text()
     finally:
@@ -142,3 +143,33 @@ def test_a_bad_metrics_otlp_setting_is_one_line_and_exit_2(flags: list[str], wor
     errors = [ln for ln in res.stderr.splitlines() if "error" in ln]
     assert len(errors) == 1 and words in errors[0], res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_the_environments_metrics_port_does_not_stop_an_offline_validation(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    run = [sys.executable, "-m", "emitter", "run", ECOMMERCE, "--sessions", "50", "--speed", "max", "--seed", "1"]
+    res = subprocess.run(
+        [*run, "--sink", f"file:{events}", "--progress", "off"], check=False, capture_output=True, timeout=60
+    )
+    assert res.returncode == 0, res.stderr
+    env = os.environ | {"EMITTER_METRICS_PORT": "127.0.0.1:0"}
+    argv = [sys.executable, "-m", "emitter", "validate", ECOMMERCE, "--source", str(events)]
+    res = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60, env=env)
+    assert res.returncode in (0, 1) and "metrics" not in res.stderr, res.stderr
+    res = subprocess.run([*argv, "--metrics-port", "0"], check=False, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--metrics-port: only a live validation" in res.stderr, res.stderr
+
+
+def test_a_bad_port_from_the_environment_is_named_as_such(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "emitter", "run", ECOMMERCE, "--sessions", "3", "--sink", "null", "--progress", "off"]
+    env = os.environ | {"EMITTER_METRICS_PORT": "nope"}
+    res = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert res.returncode == 2 and "environment: EMITTER_METRICS_PORT: expected [HOST:]PORT" in res.stderr, res.stderr
+
+
+def test_a_hold_without_a_page_is_refused(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "emitter", "run", ECOMMERCE, "--sessions", "3", "--sink", "null", "--progress", "off"]
+    res = subprocess.run(
+        [*argv, "--metrics-hold", "5s"], check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert res.returncode == 2 and "--metrics-hold: needs --metrics-port" in res.stderr, res.stderr
