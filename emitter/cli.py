@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("workflow", metavar="FILE", help="workflow or scenario YAML file")
     _add_run_options(r)
     _add_metrics_options(r, "run")
+    r.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="emit only the I-th (from 0) of N disjoint parts of the run: the N shards' events together are "
+        "the unsharded run's, byte for byte (open and dataset models); shard 0 writes the truth. In a "
+        "Kubernetes Indexed Job: --shard $(JOB_COMPLETION_INDEX)/N",
+    )
     c = sub.add_parser(
         "check",
         help="validate workflow and scenario files without running them",
@@ -262,6 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _shard(text: str) -> tuple[int, int]:
+    i, sep, n = text.partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        shard = (-1, 0)
+    if not sep or not 0 <= shard[0] < shard[1] <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+    return shard
+
+
 def _duration(text: str) -> float:
     from .inputs.options import parse_duration
 
@@ -288,6 +308,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             metrics_otlp=otlp,
             metrics_interval_s=args.metrics_interval,
             metrics_sources=sources,
+            shard=args.shard or (0, 1),
         )
     )
 

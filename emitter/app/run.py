@@ -63,6 +63,7 @@ class RunConfig:
     metrics_otlp: str | None = None  # and/or pushed over OTLP to this URI ...
     metrics_interval_s: float = 10.0  # ... this often (and once more at the end)
     metrics_sources: tuple[str, str] = ("--metrics-port", "--metrics-otlp")  # (flags or variables: messages)
+    shard: tuple[int, int] = (0, 1)  # (I, N): this process emits the I-th of N disjoint parts of the run
 
     @property
     def weighted(self) -> list[tuple[Workflow, float]]:
@@ -125,12 +126,25 @@ def build_simulation(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int,
 
 
 def _build(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int, Dynamics]:
+    if cfg.shard[1] > 1 and (cfg.seed is None or cfg.start_us is None):
+        raise ConfigError.one(
+            "command line",
+            ("--shard",),
+            "needs --seed and --start (or the scenario's seed and start): every shard must simulate the same run",
+        )
     seed, start = resolve(cfg)
+    if cfg.shard[1] > 1 and cfg.load.closed:
+        raise ConfigError.one(
+            "command line",
+            ("--shard",),
+            "the closed model (--users) cannot be sharded: its users' sessions share one schedule; use the open "
+            "model (--arrival-rate) or the dataset model (--num-users)",
+        )
     dyn = realise_dynamics(cfg, seed)
     wfs = cfg.weighted
     extra = cfg.scenario_digest or ""
     if len(wfs) == 1:
-        return Simulation(Model(wfs[0][0]), seed, cfg.load, start, extra, dyn), seed, dyn
+        return Simulation(Model(wfs[0][0]), seed, cfg.load, start, extra, dyn, shard=cfg.shard), seed, dyn
     load = cfg.load
     weights = [w for _, w in wfs]
     seeds = [workflow_seed(seed, i) for i in range(len(wfs))]
@@ -161,6 +175,7 @@ def _build(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int, Dynamics]
                 sess_offset=i,
                 run_id=first.ctx.run_id,
                 key_seed=seed,
+                shard=cfg.shard,
             )
         )
     return MultiSimulation(sims, load), seed, dyn
@@ -206,6 +221,7 @@ async def _run(
     print(
         f"emitter: {'scenario ' + repr(cfg.scenario) + ', ' if cfg.scenario else ''}workflow {names}, "
         f"{sim.load.describe()}, speed {cfg.speed}, seed {seed}, run id {sim.ctx.run_id}"
+        + (f", shard {cfg.shard[0]}/{cfg.shard[1]}" if cfg.shard[1] > 1 else "")
         + (f", {len(dyn.fault_ids)} faults" if dyn.fault_ids else "")
         + f", sinks: {', '.join(s.describe() for s in sink_objs)}",
         file=err,
@@ -226,7 +242,9 @@ async def _run(
         if cfg.truth or report
         else []
     )  # made only when written or drawn
-    if cfg.truth:
+    if cfg.truth and cfg.shard[0] > 0:  # one truth per run, not one per shard
+        print(f"emitter: truth: left to shard 0/{cfg.shard[1]} (the run's one manifest and fault records)", file=err)
+    elif cfg.truth:
         where = await write_truth(cfg.truth, recs)
         print(f"emitter: truth: manifest and {len(recs) - 1} fault records written to {where}", file=err, flush=True)
     loop = asyncio.get_running_loop()

@@ -62,8 +62,14 @@ class Simulation:
         sess_offset: int = 0,
         run_id: str | None = None,
         key_seed: int | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.model = model
+        self.shard, self.shards = shard
+        if not 0 <= self.shard < self.shards:
+            raise ValueError(f"shard {self.shard} of {self.shards}")
+        if self.shards > 1 and load.closed:
+            raise ValueError("the closed model cannot be sharded")
         self.sess_stride = sess_stride
         self.sess_offset = sess_offset
         self.dynamics = dyn = dynamics or Dynamics()
@@ -88,6 +94,7 @@ class Simulation:
         self._r_think = stream(seed, "think")
         self._r_param = stream(seed, "params")
         self._r_fault = stream(seed, "faults")
+        self._block = 0  # the block of sessions the walk's streams belong to (open and dataset models)
         # ids are keyed by the run (seed, workflow, load, start): a repeat of the run repeats them, any other
         # run, even with the same seed, gets its own; several workflows of one run share the run's keys
         rid = run_id or run_identity(model, seed, load, start_us, run_extra)
@@ -382,8 +389,13 @@ class Simulation:
 
     @property
     def target_sessions(self) -> int | None:
-        """How many sessions the run starts, when that is known before it runs."""
-        return int(self._session_counts().sum()) if self.load.dataset else self.load.sessions
+        """How many sessions the run (or this shard of it) starts, when that is known before it runs."""
+        if self.load.dataset:
+            total = int(self._session_counts().sum())
+            if self.shards == 1:
+                return total
+            return sum(min(BLOCK, total - first) for first in range(self.shard * BLOCK, total, self.shards * BLOCK))
+        return self.load.sessions if self.shards == 1 else None  # (a shard's share depends on the arrivals)
 
     def _dataset_blocks(self) -> Iterator[tuple[I64, I64, I64, int | None]]:
         """Dataset model: each user's session count, every session's start over the range, in start order."""
@@ -510,14 +522,29 @@ class Simulation:
                 out[k] = due[k].astype(dt, copy=False)
         return out
 
+    def _block_streams(self, block: int) -> None:
+        """The walk's streams for ``block`` (every shard draws the same arrivals and users, then walks only
+        its own blocks, each from streams keyed by the block: so the union of shards is the whole run)."""
+        if block != self._block:
+            self._block = block
+            seed = self.seed
+            self._r_walk = stream(seed, "walk", block)
+            self._r_lat = stream(seed, "latency", block)
+            self._r_err = stream(seed, "errors", block)
+            self._r_think = stream(seed, "think", block)
+            self._r_param = stream(seed, "params", block)
+            self._r_fault = stream(seed, "faults", block)
+
     def batches(self) -> Iterator[EventBatch]:
         self._pool = TimePool()
         if self.load.closed:
             yield from self._closed_rounds()
         else:
             blocks = self._dataset_blocks() if self.load.dataset else self._open_blocks()
-            for starts, sess, users, horizon in blocks:
-                self._walk_into(starts, sess, users)
+            for block, (starts, sess, users, horizon) in enumerate(blocks):
+                if block % self.shards == self.shard:
+                    self._block_streams(block)
+                    self._walk_into(starts, sess, users)
                 yield from self._drain(horizon)
         yield from self._drain(None)
 

@@ -3,7 +3,9 @@
 Each stream is an independent ``numpy.random.Generator`` derived from the run's seed and the stream's
 number (a ``SeedSequence`` child, so drawing more from one stream never shifts another). The numbers are
 part of the output's identity: changing one changes the bytes of every run, so they are fixed here and
-new streams take new numbers.
+new streams take new numbers. In the open and dataset models the walk's streams (walk, latency, errors,
+think, params, faults) are each block's own: block b > 0 of sessions draws from the child (number, b), so
+that a shard can walk its blocks without the others (``--shard``); block 0 draws from the stream itself.
 
 =============  ==  ===========================================================================
 name           #   draws
@@ -42,9 +44,12 @@ STREAMS: dict[str, int] = {
 _WORKFLOWS = 11
 
 
-def stream(seed: int, name: str) -> np.random.Generator:
-    """The generator named ``name`` of a run with ``seed``."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS[name],)))
+def stream(seed: int, name: str, block: int = 0) -> np.random.Generator:
+    """The generator named ``name`` of a run with ``seed``; ``block`` > 0: that block of sessions' own (the
+    open and dataset models walk each block of sessions from streams of its own, so that any block can be
+    walked without the ones before it: a shard walks only its blocks). Block 0 is the stream itself."""
+    key = (STREAMS[name],) if block == 0 else (STREAMS[name], block)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
 def workflow_seed(seed: int, i: int) -> int:
