@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..core.engine import Simulation
@@ -341,8 +342,12 @@ def report_path(uri: str) -> str:
     """Where ``--report`` writes (``file:PATH`` or a path), checked before the run: a run's work is not
     lost to an unwritable report at its end. Nothing is created or truncated yet."""
     path = uri[5:] if uri.startswith("file:") else uri
+    if "\x00" in path:
+        raise ConfigError.one("--report", (uri,), "contains a NUL character")
+    if "://" in path:
+        raise ConfigError.one("--report", (uri,), "expected a file path or file:PATH, not a URI")
     check_writable(path, "--report")
-    return path
+    return str(Path(path))
 
 
 def _write_report(

@@ -244,7 +244,7 @@ class RandomFaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     factor: Range = 1.0
     add_ms: Range = 0.0
     rate: Range = 1.0
-    status: Annotated[int, msgspec.Meta(ge=400)] = 503
+    status: ErrorStatus = 503
     hang_ms: Range = 600_000.0
 
     @property
@@ -315,7 +315,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     multiplier: Annotated[float, msgspec.Meta(gt=0, le=100)] = 2.0
     max_backoff_ms: NonNegative = 10_000.0
     jitter: Fraction = 0.2
-    on: tuple[Annotated[int, msgspec.Meta(ge=400)], ...] = RETRYABLE_DEFAULT
+    on: tuple[Annotated[int, msgspec.Meta(ge=400, le=599)], ...] = RETRYABLE_DEFAULT
 
     def backoff_us(self, attempt: npt.NDArray[np.int64], u: F64) -> npt.NDArray[np.int64]:
         base = np.minimum(self.backoff_ms * self.multiplier ** (attempt - 1), self.max_backoff_ms)

@@ -214,6 +214,15 @@ def _uri(text: Any) -> str:
     return text
 
 
+def _report_file(text: Any) -> str:
+    path = _uri(text)
+    if "\x00" in path:
+        raise ValueError("a path with a NUL character")
+    if "://" in path:
+        raise ValueError(f"expected a file path or file:PATH, not a URI, got {path!r}")
+    return path
+
+
 def _truth_uri(text: Any) -> str:
     return truth_destination(_uri(text))
 
@@ -344,7 +353,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "report",
         "--report",
-        _uri,
+        _report_file,
         "write an HTML run report to this file when the run ends (emit rate against the schedule, "
         "latency and errors per service with fault windows, the service graph); opens in any browser",
         "FILE",

@@ -56,7 +56,7 @@ class DistSpec(_Spec, kw_only=True, tag_field="dist"):
         "unknown distribution {value} (expected one of: constant, uniform, exponential, lognormal, normal, mixture)"
     )
 
-    weight: Annotated[float, Meta(gt=0)] | UnsetType = UNSET
+    weight: Annotated[float, Meta(gt=0, le=MAX_VALUE)] | UnsetType = UNSET
 
 
 class ConstantSpec(DistSpec, kw_only=True, tag="constant"):

@@ -46,6 +46,16 @@ _StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789.")
 )
 
+# YAML 1.1 also reads on/off/yes/no as booleans (a retry policy's `on: [503]` became the key True): only
+# true and false are booleans here, as in YAML 1.2
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in pairs if tag != "tag:yaml.org,2002:bool"]
+    for first, pairs in _StrictLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
 
 def load_yaml_text(text: str, source: str) -> Any:
     try:

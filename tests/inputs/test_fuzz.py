@@ -99,6 +99,21 @@ REGRESSIONS = {
         "faults: expected at most 63 faults, got 20,001",
     ),
     "a recursive alias": ((fuzz.ROOT / WORKFLOW, "name: &a [*a]\n"), "name: expected a non-empty string"),
+    "a huge mixture weight": (
+        _replace(
+            WORKFLOW,
+            "name: ecommerce",
+            "name: ecommerce\nthink_time: {dist: mixture, components: [{dist: constant, value: 1, weight: 1e308},"
+            " {dist: constant, value: 2, weight: 1e308}]}",
+        ),
+        "weight",
+    ),
+    "a retry status past any code": (
+        _replace("workflows/scenarios/flaky-dependency.yaml", "jitter: 0.3}", "jitter: 0.3, on: [24531472801403600]}"),
+        "retry -> on -> 0",
+    ),
+    "a URI as the report": (_replace(SCENARIO, "faults:\n", "report: kafka://\nfaults:\n"), "not a URI"),
+    "a NUL in the report's path": (_replace(SCENARIO, "faults:\n", 'report: "a\\0b.html"\nfaults:\n'), "NUL"),
     "an empty pair for a random fault's rate": (
         _replace(
             SCENARIO,
