@@ -67,13 +67,19 @@ def _leader(bootstrap: str, topic: str, timeout: float = 30.0) -> int:
         finally:
             await admin.close()
 
+    from aiokafka.errors import KafkaError
+
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while time.monotonic() < deadline:
-        leader = asyncio.run(ask())
+        try:
+            leader = asyncio.run(ask())
+        except (KafkaError, OSError) as exc:  # a node still rejoining after the last test's kill: ask again
+            leader, last = None, exc
         if leader is not None:
             return leader
         time.sleep(0.3)
-    raise AssertionError(f"topic {topic} has no leader after {timeout} s")
+    raise AssertionError(f"topic {topic} has no leader after {timeout} s (last error: {last!r})")
 
 
 def _console_read(bootstrap: str, topic: str, committed: bool) -> list[str]:
