@@ -123,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the unsharded run's, byte for byte (open and dataset models); shard 0 writes the truth. In a "
         "Kubernetes Indexed Job: --shard $(JOB_COMPLETION_INDEX)/N",
     )
+    r.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="W",
+        help="run on W processes of this machine (auto: one per CPU), each a shard of the run, seen as one: "
+        "one progress display, one summary, one truth. stdout and file:PATH get the single run's bytes in "
+        "its order; file:PATH with {worker} in it, parquet and kafka/otlp/null get one sink per worker",
+    )
     c = sub.add_parser(
         "check",
         help="validate workflow and scenario files without running them",
@@ -282,6 +291,18 @@ def _shard(text: str) -> tuple[int, int]:
     return shard
 
 
+def _workers(text: str) -> int:
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 1024:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 1024 or auto, got {text!r}")
+    return n
+
+
 def _duration(text: str) -> float:
     from .inputs.options import parse_duration
 
@@ -300,17 +321,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     cfg = run_config(args.workflow, {o.name: getattr(args, o.name) for o in OPTIONS})
     port, otlp, sources = _metrics_settings(args)
-    return run_sync(
-        replace(
-            cfg,
-            metrics=port,
-            metrics_hold_s=args.metrics_hold,
-            metrics_otlp=otlp,
-            metrics_interval_s=args.metrics_interval,
-            metrics_sources=sources,
-            shard=args.shard or (0, 1),
-        )
+    cfg = replace(
+        cfg,
+        metrics=port,
+        metrics_hold_s=args.metrics_hold,
+        metrics_otlp=otlp,
+        metrics_interval_s=args.metrics_interval,
+        metrics_sources=sources,
+        shard=args.shard or (0, 1),
     )
+    if args.workers is not None and args.workers > 1:
+        from .app.workers import run_workers
+
+        return run_workers(cfg, args.workers)
+    return run_sync(cfg)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

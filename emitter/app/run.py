@@ -11,12 +11,13 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..core.engine import Simulation
-from ..core.faults import Dynamics, RandomFaults
+from ..core.faults import MAX_FAULTS, Dynamics, RandomFaults
 from ..core.limits import OutOfRange
 from ..core.load import Load
 from ..core.merge import MultiSimulation
@@ -30,7 +31,7 @@ from ..report.record import RunRecorder
 from ..report.run import run_report
 from ..runtime.pacing import Speed
 from ..runtime.progress import Progress, format_summary
-from ..runtime.runner import CLOSED_PIPE, Runner, RunStats
+from ..runtime.runner import CLOSED_PIPE, Ready, Runner, RunStats, RunView
 from ..sinks.base import Sink, open_sink
 from ..sinks.truth import write_truth
 from .outputs import check_writable
@@ -100,7 +101,16 @@ def realise_dynamics(cfg: RunConfig, seed: int) -> Dynamics:
     faults = list(dyn.faults)
     for spec in cfg.random_faults:
         faults += spec.draw(rng, round(horizon * 1e6), len(faults))
-    return replace(dyn, faults=tuple(faults))
+    out = replace(dyn, faults=tuple(faults))
+    if len(out.fault_ids) > MAX_FAULTS:  # (every event carries its faults as a 64-bit mask)
+        rates = ", ".join(f"{r.id or r.kind} at {r.rate_per_hour:g}/h" for r in cfg.random_faults)
+        raise ConfigError.one(
+            cfg.scenario or "scenario",
+            ("random_faults",),
+            f"{rates} over the run's {horizon:g} s draws more faults than a run can hold ({MAX_FAULTS} in all, "
+            f"{len(dyn.fault_ids)} of them scheduled): lower rate_per_hour or shorten the run",
+        )
+    return out
 
 
 def _split(total: int | None, weights: list[float]) -> list[int | None]:
@@ -188,13 +198,19 @@ async def run_async(
     sinks: list[Sink] | None = None,
     stderr: TextIO | None = None,
     install_signals: bool = True,
+    ready: Ready | None = None,
+    on_runner: Callable[[Runner], None] | None = None,
 ) -> tuple[int, RunStats, Runner]:
+    """Run ``cfg``; ``ready`` is the runner's start hook (:class:`Runner`), ``on_runner`` sees the runner
+    before it starts (a ``--workers`` worker reports from it)."""
     err = stderr or sys.stderr
     sim, seed, dyn = build_simulation(cfg)
     report = report_path(cfg.report) if cfg.report else None  # refused now, not after the run
     sink_objs = sinks if sinks is not None else [open_sink(u) for u in cfg.sinks]
     recorder = RunRecorder(cfg.speed.factor, len(dyn.fault_ids)) if report else None
-    runner = Runner(sim, sink_objs, cfg.speed, observers=[recorder] if recorder else None)
+    runner = Runner(sim, sink_objs, cfg.speed, observers=[recorder] if recorder else None, ready=ready)
+    if on_runner is not None:
+        on_runner(runner)
     if cfg.metrics_hold_s > 0 and not cfg.metrics:
         raise ConfigError.one("command line", ("--metrics-hold",), "needs --metrics-port (there is no page to keep)")
     served = _serve_metrics(cfg, runner, err) if cfg.metrics or cfg.metrics_otlp else None
@@ -297,7 +313,7 @@ async def _run(
     return code, st, runner
 
 
-def _serve_metrics(cfg: RunConfig, runner: Runner, err: TextIO) -> SelfMetrics:
+def _serve_metrics(cfg: RunConfig, runner: RunView, err: TextIO) -> SelfMetrics:
     from ..errors import redact_uri
     from ..runtime.selfmetrics import SelfMetrics, watch_run
 

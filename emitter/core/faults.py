@@ -273,7 +273,8 @@ class RandomFaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return out
 
     def draw(self, rng: np.random.Generator, horizon_us: int, start_index: int) -> list[Fault]:
-        """The faults over ``[0, horizon)``, numbered from ``start_index`` (at most MAX_FAULTS in all)."""
+        """The faults over ``[0, horizon)``, numbered from ``start_index``: at most one more than MAX_FAULTS
+        in all (a run holding more is refused by its caller, never cut short unsaid)."""
         out: list[Fault] = []
         rate = self.rate_per_hour / 3600e6
         cls = FAULT_KINDS[self.kind]
@@ -281,7 +282,7 @@ class RandomFaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         i = start_index
         while True:
             t += rng.exponential(1 / rate)
-            if t >= horizon_us or len(out) + start_index >= MAX_FAULTS:
+            if t >= horizon_us or len(out) + start_index > MAX_FAULTS:
                 return out
 
             def pick(v: float | list[float]) -> float:

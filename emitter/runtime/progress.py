@@ -8,7 +8,7 @@ import sys
 from typing import TextIO
 
 from ..core.merge import EventSource
-from .runner import Runner, RunStats
+from .runner import RunStats, RunView
 
 __all__ = ["Progress", "format_summary"]
 
@@ -23,9 +23,9 @@ def _iso(us: int) -> str:
     return d.strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
 
 
-def status_line(runner: Runner) -> str:
+def status_line(runner: RunView) -> str:
     st = runner.stats
-    wall = max(1e-9, runner.clock.now() - runner._t0)
+    wall = max(1e-9, runner.elapsed())
     parts = [
         f"{wall:7.1f}s wall",
         f"sim {_hms(st.sim_us)}",
@@ -46,7 +46,7 @@ class Progress:
 
     def __init__(
         self,
-        runner: Runner,
+        runner: RunView,
         sim: EventSource,
         mode: str = "auto",
         stream: TextIO | None = None,
@@ -100,7 +100,7 @@ def _rate(x: float) -> str:
     return f"{x:,.1f}" if x >= 1 else f"{x:.3g}"
 
 
-def format_summary(runner: Runner, sim: EventSource, seed: int) -> str:
+def format_summary(runner: RunView, sim: EventSource, seed: int) -> str:
     st: RunStats = runner.stats
     wall = max(st.wall_s, 1e-9)
     span_s = st.sim_us / 1e6

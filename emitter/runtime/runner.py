@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,10 +20,10 @@ from ..core.batch import EventBatch
 from ..core.limits import OutOfRange
 from ..core.merge import EventSource
 from ..encode.jsonl import encode_jsonl
-from ..sinks.base import PipeClosed, Sink, SinkError
+from ..sinks.base import PipeClosed, Sink, SinkError, SinkStats
 from .pacing import Clock, MonotonicClock, Speed
 
-__all__ = ["LagStats", "Observer", "RunStats", "Runner"]
+__all__ = ["LagStats", "Observer", "RunStats", "RunView", "Runner", "SinkView"]
 
 CLOSED_PIPE = "closed pipe"  # what stopped a run whose standard output's reader went away
 MAX_SLICE = 20_000  # events per send when catching up; keeps sends small enough to pace
@@ -143,8 +143,41 @@ class Observer(Protocol):
     def finish(self, wall_s: float, dropped: int, failed: int) -> None: ...
 
 
+class SinkView(Protocol):
+    """What progress, summaries and metrics read of a sink (a sink, or the sum of one per worker)."""
+
+    @property
+    def stats(self) -> SinkStats: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def describe(self) -> str: ...
+
+
+class RunView(Protocol):
+    """What progress, summaries and metrics read of a run: one :class:`Runner`, or a fleet of workers'."""
+
+    @property
+    def stats(self) -> RunStats: ...
+
+    @property
+    def speed(self) -> Speed: ...
+
+    @property
+    def sinks(self) -> Sequence[SinkView]: ...
+
+    def elapsed(self) -> float: ...
+
+
+Ready = Callable[[], Awaitable[float | None]]
+
+
 class Runner:
-    """Drive ``sim`` into ``sinks`` at ``speed``; :meth:`request_stop` ends it cleanly."""
+    """Drive ``sim`` into ``sinks`` at ``speed``; :meth:`request_stop` ends it cleanly.
+
+    ``ready``, when given, is awaited once the first batch exists and the encoder is warm; it may return
+    the clock time the schedule starts at (workers of one run start their schedules together)."""
 
     def __init__(
         self,
@@ -153,8 +186,10 @@ class Runner:
         speed: Speed,
         clock: Clock | None = None,
         observers: list[Observer] | None = None,
+        ready: Ready | None = None,
     ) -> None:
         self.sim = sim
+        self.ready = ready
         self.sinks = sinks
         self.speed = speed
         self.clock = clock or MonotonicClock()
@@ -173,6 +208,10 @@ class Runner:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def elapsed(self) -> float:
+        """Seconds on the clock since the schedule started."""
+        return self.clock.now() - self._t0
 
     async def run(self) -> RunStats:
         """Start sinks, stream every batch, then flush and stop every sink (also on errors and stops)."""
@@ -228,7 +267,8 @@ class Runner:
                     # the schedule starts once the first events exist and the encoder is warm: start-up
                     # work (imports, compiled code loading) is not counted as lag
                     await asyncio.to_thread(encode_jsonl, batch.slice(0, 1))
-                    self._t0 = self.clock.now()
+                    t0 = await self.ready() if self.ready is not None else None
+                    self._t0 = self.clock.now() if t0 is None else t0
                 if self.speed.paced:
                     await self._paced(batch)
                 else:
@@ -260,6 +300,8 @@ class Runner:
                 i = j
                 continue
             wait = max(self._due(int(t[i])), self._next_send) - now
+            for s in self.sinks:  # nothing before event i is still to come (a --workers merge moves on)
+                await s.advance(int(t[i]))
             await self._sleep(min(max(wait, MIN_SLEEP), MAX_SLEEP))
 
     async def _sleep(self, seconds: float) -> None:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ConfigError, one_line, redact_uri
-from .runner import LagStats, Runner
+from .runner import LagStats, RunView
 
 __all__ = ["Instrument", "SelfMetrics", "observe_all", "one", "parse_metrics_address", "watch_run"]
 
@@ -240,7 +240,7 @@ def one(read: Callable[[], float]) -> Reading:
     return lambda: [(read(), {})]
 
 
-def watch_run(meter: Any, runner: Runner) -> None:
+def watch_run(meter: Any, runner: RunView) -> None:
     """A run's instruments on ``meter``, each read from ``runner`` (its stats and its sinks') at scrape time."""
     st = runner.stats
     sinks = [(redact_uri(s.name), s) for s in runner.sinks]

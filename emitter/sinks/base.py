@@ -64,6 +64,9 @@ class Sink(abc.ABC):
     async def flush(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    async def advance(self, t_us: int) -> None:  # noqa: B027 - optional hook
+        """A paced run is waiting: every event earlier than ``t_us`` (µs since the start) has been sent."""
+
     async def stop(self) -> None:
         if self._stopped:
             return

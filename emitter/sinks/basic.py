@@ -62,8 +62,9 @@ class _StreamSink(Sink):
         return SinkError(f"{self.name}: write failed: {exc.strerror}")
 
     def _write(self, batch: EventBatch) -> None:
-        data = jsonl_of(batch)
-        n = len(batch)
+        self._write_lines(jsonl_of(batch), len(batch))
+
+    def _write_lines(self, data: bytes | memoryview, n: int) -> None:
         self.stats.sent += n
         if self._stream is not None:
             self._stream.write(data)
@@ -76,7 +77,7 @@ class _StreamSink(Sink):
             _write_all(self._fd, data)
         except OSError as exc:
             written = getattr(exc, "written", 0)
-            ok = data.count(b"\n", 0, written)
+            ok = bytes(data[:written]).count(b"\n")
             self.stats.acked += ok
             self.stats.failed += n - ok
             self.stats.bytes += written
@@ -86,6 +87,10 @@ class _StreamSink(Sink):
 
     async def send(self, batch: EventBatch) -> None:
         self._write(batch)
+
+    async def send_jsonl(self, data: bytes | memoryview, n: int) -> None:
+        """``n`` events already encoded as JSON lines (a ``--workers`` run's merged stream)."""
+        self._write_lines(data, n)
 
 
 class StdoutSink(_StreamSink):
@@ -146,11 +151,12 @@ class FileSink(_StreamSink):
         self._started = True
 
     async def send(self, batch: EventBatch) -> None:
+        await self.send_jsonl(jsonl_of(batch), len(batch))
+
+    async def send_jsonl(self, data: bytes | memoryview, n: int) -> None:
         if self._gz is None:
-            self._write(batch)
+            self._write_lines(data, n)
         else:
-            data = jsonl_of(batch)
-            n = len(batch)
             self.stats.sent += n
             try:
                 self._gz.write(data)
@@ -160,7 +166,7 @@ class FileSink(_StreamSink):
                 raise self._failure(exc) from None
             self._unconfirmed += n
             self.stats.bytes += len(data)
-        if len(batch) > 50_000:
+        if n > 50_000:
             await asyncio.sleep(0)
 
     async def _close(self) -> None:

@@ -414,3 +414,28 @@ def test_live_validator_serves_its_own_metrics(kafka_bootstrap: str, topic: str,
         if v.poll() is None:
             v.kill()
             v.wait()
+
+
+@pytest.mark.parametrize("txn", ["", "&transactional.id=workers-{worker}"], ids=["plain", "transactional"])
+def test_workers_fill_a_topic_with_exactly_the_single_runs_events(
+    kafka_bootstrap: str, topic: str, tmp_path: Path, txn: str
+) -> None:
+    """--workers 2: a producer per worker; the topic then holds the single run's events, each once."""
+    args = ["run", ECOM, *BASE, "--sessions", "20000", "--speed", "max"]
+    single = tmp_path / "single.jsonl"
+    assert run_cli(*args, "--sink", f"file:{single}").returncode == 0
+    uri = f"kafka://{kafka_bootstrap}/{topic}?partitions=3&retention.ms=-1{txn}"
+    proc = run_cli(*args, "--workers", "2", "--sink", uri, timeout=300)
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    want = single.read_bytes().splitlines()
+    assert sink_counts(err, f"kafka://{kafka_bootstrap}/{topic}") == {
+        "sent": len(want),
+        "acknowledged": len(want),
+        "failed": 0,
+        "dropped": 0,
+    }
+    recs = read_topic(kafka_bootstrap, topic)
+    assert len(recs) == len(want)
+    assert sorted(r.value for r in recs) == sorted(want)  # the same events, byte for byte, none twice
+    assert all(r.key == json.loads(r.value)["session_id"].encode() for r in recs[:1000])
