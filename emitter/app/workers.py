@@ -48,6 +48,7 @@ from .run import (
     EXIT_SIGTERM,
     EXIT_USAGE,
     RunConfig,
+    _Hold,
     _quiet_stdout,
     _serve_metrics,
     build_simulation,
@@ -239,6 +240,8 @@ class _Parent:
                         await prog_task
                 for sig in installed:
                     loop.remove_signal_handler(sig)
+                # the hold's own handlers at once: a signal after the run ends the hold, not the process
+                hold = _Hold(loop, True) if served and served.url and cfg.metrics_hold_s > 0 else None
             for p in self.procs:
                 await asyncio.to_thread(p.join, 10)
                 if p.is_alive():
@@ -262,7 +265,13 @@ class _Parent:
                 )
             for line in self.said:
                 print(line, file=err, flush=True)
-            return self._code()
+            code = self._code()
+            if hold is not None:
+                assert served is not None
+                if fleet.stats.stopped_by is None:
+                    print(f"emitter: serving the final metrics at {served.url} for {cfg.metrics_hold_s:g} s", file=err)
+                await hold.wait(cfg.metrics_hold_s if fleet.stats.stopped_by is None else 0.0)
+            return code
         finally:
             if served:
                 served.close()

@@ -317,3 +317,23 @@ def test_usage_problems_exit_2_and_empty_input_exits_3(tmp_path: Path) -> None:
     proc = run_cli("validate", ECOM, "--source", str(empty))
     assert proc.returncode == 3, proc.stdout.decode()
     assert "NO DATA" in proc.stdout.decode()
+
+
+def test_random_faults_beyond_what_a_run_holds_are_refused(tmp_path: Path) -> None:
+    """A run draws its random faults before it starts; more than 64 in all (a bit each on every event) is one
+    line naming them, not faults silently cut at 64 (nor a traceback beside the cascade preset)."""
+    scenario = tmp_path / "many.yaml"
+    scenario.write_text(
+        f"name: many\nworkflow: {WORKFLOWS / 'ecommerce.yaml'}\nload: {{arrival_rate: 20}}\nduration: 2h\n"
+        "random_faults:\n  - {id: blip, rate_per_hour: 600, kind: errors, targets: [{service: cart}], "
+        "duration: 2s, rate: 0.5, status: 503}\ncascade_failure_rate: 0.05\n"
+    )
+    proc = run_cli("run", str(scenario), "--sink", "null", "--speed", "max", cwd=tmp_path)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "random_faults: blip at 600/h over the run's 7200 s draws more faults than a run can hold" in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    short = run_cli(
+        "run", str(scenario), "--sink", "null", "--speed", "max", "--duration", "3m", "--seed", "1", cwd=tmp_path
+    )
+    assert short.returncode == 0, short.stderr.decode()  # 30 faults on average over 3 min: they fit

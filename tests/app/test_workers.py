@@ -212,3 +212,42 @@ def test_one_worker_is_the_plain_run(tmp_path: Path) -> None:
     assert "workers" not in err.splitlines()[0]
     _run(args, tmp_path, "--sink", f"file:{tmp_path / 'b.jsonl'}")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_the_fleets_metrics_are_the_summed_summary(tmp_path: Path) -> None:
+    """--metrics-port on a --workers run serves the workers' figures summed: mid-run, and after the run
+    exactly the summary's."""
+    from ..runtime.test_selfmetrics import _scrape, _wait_for
+
+    err = tmp_path / "stderr.txt"
+    argv = [sys.executable, "-m", "emitter", "run", ECOM, *BASE, "--sessions", "20000", "--arrival-rate", "2000"]
+    argv += ["--speed", "40", "--workers", "2", "--sink", "null", "--metrics-port", "127.0.0.1:0"]
+    argv += ["--metrics-hold", "60s"]
+    with err.open("w") as fh:
+        proc = subprocess.Popen(argv, stderr=fh, stdout=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        url = _wait_for(err, r"Prometheus at (http://\S+/metrics)", proc).group(1)
+        seen: list[float] = []
+        while "emitter: done" not in err.read_text():
+            assert proc.poll() is None, err.read_text()
+            seen.append(_scrape(url).get(("emitter_events_total", ()), 0.0))
+            time.sleep(0.2)
+        summary = err.read_text()
+        total = _events(summary)
+        assert seen == sorted(seen) and any(0 < v < total for v in seen), (seen[:5], total)
+        _wait_for(err, r"serving the final metrics", proc)
+        final = _scrape(url)
+        assert final[("emitter_events_total", ())] == total
+        assert final[("emitter_sessions_started_total", ())] == 20000
+        counts = _counts(summary, "null")
+        for name, word in (("sent", "sent"), ("acknowledged", "acknowledged"), ("failed", "failed")):
+            assert final[(f"emitter_sink_{name}_total", (("sink", "null"),))] == counts[word], name
+        lag = re.search(r"lag p50 ([\d.]+) s, p99 ([\d.]+) s, max ([\d.]+) s", summary)
+        assert lag is not None
+        assert final[("emitter_schedule_lag_seconds", (("stat", "max"),))] == pytest.approx(float(lag[3]), abs=5e-5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, err.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
