@@ -147,10 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("workflow", metavar="WORKFLOW")
     v.add_argument(
         "--source",
-        required=True,
         metavar="SRC",
         help="file:PATH, PATH (JSON lines, OTLP-JSON or Parquet), - for standard input, "
-        "or kafka://HOST:PORT/TOPIC (live)",
+        "or kafka://HOST:PORT/TOPIC (live); required unless --merge",
+    )
+    v.add_argument(
+        "--publish",
+        metavar="URI",
+        help="live, in a consumer group (--group): at the end, publish this validator's counts (its share of the "
+        "partitions) to kafka://HOST:PORT/TOPIC, a compacted topic, for validate --merge",
+    )
+    v.add_argument(
+        "--merge",
+        metavar="URI",
+        help="instead of reading a stream: sum the counts that validators published to kafka://HOST:PORT/TOPIC "
+        "(of --group G, if given) and judge them as one validator's",
+    )
+    v.add_argument(
+        "--parts", type=int, metavar="N", help="--merge: wait for N validators' counts, and fail unless N are there"
     )
     v.add_argument(
         "--format",
@@ -340,7 +354,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .app.validate import ValidateRequest, validate
 
-    port, otlp, sources = _metrics_settings(args, live=args.source.startswith("kafka://"))
+    port, otlp, sources = _metrics_settings(args, live=(args.source or "").startswith("kafka://"))
     return validate(
         ValidateRequest(
             workflow=args.workflow,
@@ -359,6 +373,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             metrics_otlp=otlp,
             metrics_interval_s=args.metrics_interval,
             metrics_sources=sources,
+            publish=args.publish,
+            merge=args.merge,
+            parts=args.parts,
         )
     )
 

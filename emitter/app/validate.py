@@ -14,6 +14,7 @@ from .outputs import check_writable, write_html
 if TYPE_CHECKING:
     from ..core.spec import Workflow
     from ..validate.live import LiveOptions, LiveResult, LiveState
+    from ..validate.report import Report
 
 __all__ = ["ValidateRequest", "validate"]
 
@@ -21,7 +22,7 @@ __all__ = ["ValidateRequest", "validate"]
 @dataclass(frozen=True)
 class ValidateRequest:
     workflow: str
-    source: str
+    source: str | None
     format: str = "auto"
     run_id: str | None = None
     group: str | None = None
@@ -36,6 +37,9 @@ class ValidateRequest:
     metrics_otlp: str | None = None  # and/or pushed over OTLP to this URI, every metrics_interval_s
     metrics_interval_s: float = 10.0
     metrics_sources: tuple[str, str] = ("--metrics-port", "--metrics-otlp")
+    publish: str | None = None  # kafka://...: a live validator's statistics go there at its end (needs group)
+    merge: str | None = None  # kafka://...: judge the sum of the statistics published there (no source read)
+    parts: int | None = None  # --merge: wait for this many validators' statistics, and require them
 
 
 def validate(req: ValidateRequest) -> int:
@@ -50,6 +54,26 @@ def validate(req: ValidateRequest) -> int:
     for flag, path in (("--report", req.report), ("--html", req.html)):
         if path:
             check_writable(path, flag)  # before reading the stream, not after an hour of it
+    if (req.source is None) == (req.merge is None):
+        raise ConfigError.one("command line", ("--source",), "give either --source (a stream) or --merge (statistics)")
+    if req.publish is not None:
+        if not (req.source or "").startswith("kafka://") or not req.group:
+            raise ConfigError.one(
+                "command line",
+                ("--publish",),
+                "needs a live validation in a consumer group: --source kafka://... --group G",
+            )
+        if not req.publish.startswith("kafka://"):
+            raise ConfigError.one(
+                "command line", ("--publish",), f"expected kafka://HOST:PORT/TOPIC, got {req.publish!r}"
+            )
+    if req.merge is not None and not req.merge.startswith("kafka://"):
+        raise ConfigError.one("command line", ("--merge",), f"expected kafka://HOST:PORT/TOPIC, got {req.merge!r}")
+    if req.parts is not None and (req.merge is None or req.parts < 1):
+        raise ConfigError.one("command line", ("--parts",), "needs --merge and a count of validators >= 1")
+    if req.merge is not None:
+        return _merge(req)
+    assert req.source is not None
     if (req.metrics or req.metrics_otlp) and not req.source.startswith("kafka://"):
         flag = "--metrics-port" if req.metrics else "--metrics-otlp"
         raise ConfigError.one("command line", (flag,), "only a live validation (kafka://) has metrics of its own")
@@ -67,6 +91,7 @@ def validate(req: ValidateRequest) -> int:
             alpha=req.alpha,
             min_samples=req.min_samples,
             run_id=req.run_id,
+            publish=req.publish,
         )
         res = asyncio.run(_validate_kafka(wf, req, opts))
         rep = res.report
@@ -84,6 +109,40 @@ def validate(req: ValidateRequest) -> int:
         asm = Assembler(wf, run_id=req.run_id)
         malformed = read_file_source(asm, req.source, req.format)
         rep = build_report(asm, alpha=req.alpha, min_samples=req.min_samples, malformed=malformed, source=req.source)
+    return _outputs(req, rep)
+
+
+def _merge(req: ValidateRequest) -> int:
+    """``--merge``: the statistics that validators of one group published, summed and judged as one."""
+    import asyncio
+
+    from ..errors import EmitterError, redact_uri
+    from ..validate.merge import merged_report, read_stats
+
+    assert req.merge is not None
+    wf = load_workflow(req.workflow)
+    idle = req.until_idle if req.until_idle is not None else 5.0
+    pub = asyncio.run(read_stats(req.merge, group=req.group, parts=req.parts, until_idle=idle))
+    parts = sorted(pub.records.values(), key=lambda p: p["member"])
+    where = redact_uri(req.merge)
+    if req.parts is not None and len(parts) != req.parts:
+        raise EmitterError(
+            f"validate --merge: {where}: {len(parts)} validators published statistics"
+            + (f" for group {req.group!r}" if req.group else "")
+            + f", expected --parts {req.parts} (waited until {idle:g} s idle)"
+        )
+    rep = merged_report(wf, parts, alpha=req.alpha, min_samples=req.min_samples, source=where, run_id=req.run_id)
+    members = ", ".join(p["group"] + "/" + p["member"] for p in parts)
+    print(
+        f"validate: merged the statistics of {len(parts)} validators ({members}; "
+        f"partitions {', '.join(map(str, rep.data['merged']['partitions']))}) read from {where} "
+        f"({pub.read:,} records, {pub.skipped:,} not statistics)",
+        file=sys.stderr,
+    )
+    return _outputs(req, rep)
+
+
+def _outputs(req: ValidateRequest, rep: Report) -> int:
     if req.report:
         try:
             Path(req.report).write_text(rep.to_json() + "\n", encoding="utf-8")
@@ -100,6 +159,7 @@ def validate(req: ValidateRequest) -> int:
 async def _validate_kafka(wf: Workflow, req: ValidateRequest, opts: LiveOptions) -> LiveResult:
     from ..validate.live import validate_kafka
 
+    assert req.source is not None
     if not (req.metrics or req.metrics_otlp):
         return await validate_kafka(wf, req.source, opts)
     from ..runtime.selfmetrics import SelfMetrics

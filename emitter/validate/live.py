@@ -26,7 +26,7 @@ import msgspec
 
 from ..clients.kafka import KafkaSettings, parse_kafka_uri, route_client_logs
 from ..core.spec import Workflow
-from ..errors import EmitterError
+from ..errors import EmitterError, redact_uri
 from .assemble import Assembler, Counts, ObservedEvent
 from .otlp import Sessionizer, root_calls_from_proto
 from .readers import AiokafkaReader, ConfluentReader, Reader
@@ -61,6 +61,7 @@ class LiveOptions:
     from_beginning: bool = True
     run_id: str | None = None  # judge only this run's records
     format: str = "auto"  # jsonl (events), otlp (OTLP protobuf requests), or auto (sniffed per record)
+    publish: str | None = None  # kafka://HOST:PORT/TOPIC: this validator's statistics go there at its end
 
 
 @dataclass
@@ -315,6 +316,8 @@ async def validate_kafka(
     display = _Display(out or sys.stderr, opts, on_status)
     stop = asyncio.Event()
     why: list[str] = []
+    assigned: set[int] = set()  # every partition this validator read records on (a merge checks them)
+    reading: list[int] = []
     t0 = last_data = last_line = time.monotonic()
     pending = asyncio.ensure_future(reader.poll_sampled(POLL_RECORDS, POLL_TIMEOUT_S))
     try:
@@ -329,6 +332,14 @@ async def validate_kafka(
                     last_data = now  # still joining the consumer group: not idle yet
                 ing.values(values)
                 ing.keys(sample)
+                if opts.group is not None:
+                    now_reading = getattr(reader, "partitions", list)()
+                    if now_reading != reading:  # a consumer group's share changed: say so (a rebalance shows)
+                        reading = now_reading
+                        shown = ", ".join(map(str, reading)) or "none"
+                        print(f"validate: group {opts.group}: reading partitions {shown}", file=out or sys.stderr)
+                    if values:  # (the partitions it read records from: a merge checks that no two overlap)
+                        assigned.update(reading)
                 if values:
                     last_data = now
                 if looks.due(ing.records):
@@ -360,6 +371,26 @@ async def validate_kafka(
         "note": "live looks at doubling checkpoints spend alpha/2^(k+1) each; the verdict is the fixed-sample test",
         "band": error_band(rep, looks.looks),
     }
+    if opts.publish:
+        from .merge import new_member, publish_stats, stats_of
+
+        live = {"records": ing.records, "malformed": ing.malformed, "key_mismatch": ing.key_mismatch}
+        member = new_member()
+        await publish_stats(
+            opts.publish,
+            stats_of(asm, group=opts.group or "", member=member, topic=s.topic, partitions=sorted(assigned), live=live),
+        )
+        rep.data["live"]["published"] = {
+            "to": redact_uri(opts.publish),
+            "member": member,
+            "partitions": sorted(assigned),
+        }
+        shown = ", ".join(map(str, sorted(assigned))) or "none"
+        print(
+            f"validate: statistics of {ing.records:,} records (partitions {shown}) published as {opts.group}/{member}",
+            file=out or sys.stderr,
+            flush=True,
+        )
     return LiveResult(
         rep,
         looks.looks,

@@ -45,6 +45,13 @@ class _Sampled:
         except Exception:  # noqa: BLE001 - a closed or failed consumer: nothing to wait for
             return True
 
+    def partitions(self) -> list[int]:
+        """The partitions assigned to this reader now (a consumer group's share)."""
+        try:
+            return sorted(tp.partition for tp in self.c.assignment())
+        except Exception:  # noqa: BLE001 - a closed or failed consumer has none
+            return []
+
     async def poll(self, max_records: int, timeout_s: float) -> list[Pair]:
         raise NotImplementedError
 

@@ -439,3 +439,91 @@ def test_workers_fill_a_topic_with_exactly_the_single_runs_events(
     assert len(recs) == len(want)
     assert sorted(r.value for r in recs) == sorted(want)  # the same events, byte for byte, none twice
     assert all(r.key == json.loads(r.value)["session_id"].encode() for r in recs[:1000])
+
+
+def _create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    async def go() -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs={"retention.ms": "-1"})])
+        finally:
+            await admin.close()
+
+    import asyncio
+
+    asyncio.run(go())
+
+
+def _judged(report: Path) -> dict[str, Any]:
+    """What a verdict is made of: everything but where it was read from and how."""
+    data = json.loads(report.read_text())
+    return {k: v for k, v in data.items() if k not in ("source", "live", "merged")}
+
+
+def test_validators_in_a_group_merge_to_one_validators_verdict(
+    kafka_bootstrap: str, topic: str, tmp_path: Path
+) -> None:
+    """Two validators in one consumer group each read their partitions and publish their counts; the merge
+    of the two is, row for row, the verdict of one validator that read the whole topic."""
+    import re
+    import uuid
+
+    _create_topic(kafka_bootstrap, topic, 4)
+    group, stats = f"g-{uuid.uuid4().hex[:8]}", f"{topic}-stats"
+    src = f"kafka://{kafka_bootstrap}/{topic}"
+    errs = [tmp_path / f"v{k}.err" for k in range(2)]
+    procs = []
+    for k in range(2):
+        argv = [sys.executable, "-m", "emitter", "validate", ECOM, "--source", src, "--group", group]
+        argv += ["--publish", f"kafka://{kafka_bootstrap}/{stats}", "--until-idle", "8"]
+        argv += ["--report", str(tmp_path / f"v{k}.json")]
+        with errs[k].open("w") as fh:
+            procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=fh))
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # both have joined and split the partitions: only then does the traffic start
+            shares = [re.findall(r"reading partitions ([\d, ]+)\n", e.read_text()) for e in errs]
+            last = [set(map(int, s[-1].split(", "))) for s in shares if s]
+            if len(last) == 2 and not last[0] & last[1] and last[0] | last[1] == {0, 1, 2, 3}:
+                break
+            assert time.monotonic() < deadline, [e.read_text() for e in errs]
+            assert all(p.poll() is None for p in procs), [e.read_text() for e in errs]
+            time.sleep(0.3)
+        run = run_cli("run", ECOM, *BASE, "--sessions", "3000", "--speed", "max", "--sink", src)
+        assert run.returncode == 0, run.stderr.decode()
+        codes = [p.wait(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    logs = [e.read_text() for e in errs]
+    assert codes == [0, 0], logs
+    assert all("published as " + group in log for log in logs), logs
+    parts = [json.loads((tmp_path / f"v{k}.json").read_text())["events"]["read"] for k in range(2)]
+    assert all(parts), parts  # each read a share
+
+    merged = run_cli(
+        "validate", ECOM, "--merge", f"kafka://{kafka_bootstrap}/{stats}", "--group", group, "--parts", "2",
+        "--report", str(tmp_path / "merged.json"),
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr.decode()
+    assert "merged the statistics of 2 validators" in merged.stderr.decode()
+    assert "verdict: CONSISTENT" in merged.stdout.decode()
+    single = run_cli("validate", ECOM, "--source", src, "--until-idle", "3", "--report", str(tmp_path / "one.json"))
+    assert single.returncode == 0, single.stderr.decode()
+    want = _judged(tmp_path / "one.json")
+    assert want["events"]["read"] == sum(parts)
+    assert _judged(tmp_path / "merged.json") == want  # the same rows, counts, tests and verdict
+    assert json.loads((tmp_path / "merged.json").read_text())["merged"]["partitions"] == [0, 1, 2, 3]
+
+    # counts of another workflow are refused, and so is a merge that waits for more validators than published
+    other = run_cli("validate", str(WORKFLOWS / "microservices.yaml"), "--merge", f"kafka://{kafka_bootstrap}/{stats}")
+    assert other.returncode == 1 and "counted for workflow 'ecommerce'" in other.stderr.decode(), other.stderr
+    three = run_cli(
+        "validate", ECOM, "--merge", f"kafka://{kafka_bootstrap}/{stats}", "--group", group, "--parts", "3",
+        "--until-idle", "2",
+    )  # fmt: skip
+    assert three.returncode == 1 and "2 validators published statistics" in three.stderr.decode(), three.stderr
