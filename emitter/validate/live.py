@@ -333,7 +333,7 @@ async def validate_kafka(
                 ing.values(values)
                 ing.keys(sample)
                 if opts.group is not None:
-                    now_reading = getattr(reader, "partitions", list)()
+                    now_reading: list[int] = getattr(reader, "partitions", list)()
                     if now_reading != reading:  # a consumer group's share changed: say so (a rebalance shows)
                         reading = now_reading
                         shown = ", ".join(map(str, reading)) or "none"
