@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..core.engine import Simulation
+from ..core.engine import USER_BLOCK, Simulation, closed_blocks, closed_chunk
 from ..core.faults import MAX_FAULTS, Dynamics, RandomFaults
 from ..core.limits import OutOfRange
 from ..core.load import Load
@@ -144,16 +144,12 @@ def _build(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int, Dynamics]
             "needs --seed and --start (or the scenario's seed and start): every shard must simulate the same run",
         )
     seed, start = resolve(cfg)
-    if cfg.shard[1] > 1 and cfg.load.closed:
-        raise ConfigError.one(
-            "command line",
-            ("--shard",),
-            "the closed model (--users) cannot be sharded: its users' sessions share one schedule; use the open "
-            "model (--arrival-rate) or the dataset model (--num-users)",
-        )
+    check_shardable(cfg)
     dyn = realise_dynamics(cfg, seed)
     wfs = cfg.weighted
     extra = cfg.scenario_digest or ""
+    if len(wfs) == 1 and cfg.load.closed:
+        return _closed(cfg, Model(wfs[0][0]), seed, start, extra, dyn), seed, dyn
     if len(wfs) == 1:
         return Simulation(Model(wfs[0][0]), seed, cfg.load, start, extra, dyn, shard=cfg.shard), seed, dyn
     load = cfg.load
@@ -190,6 +186,61 @@ def _build(cfg: RunConfig) -> tuple[Simulation | MultiSimulation, int, Dynamics]
             )
         )
     return MultiSimulation(sims, load), seed, dyn
+
+
+def check_shardable(cfg: RunConfig, flag: str = "--shard", parts: int | None = None) -> None:
+    """A closed-model run splits into shards (or workers) by blocks of users, which needs a run bounded by
+    time alone, of one workflow, with users for every part (``parts``: the shards the run is split in)."""
+    load = cfg.load
+    n = cfg.shard[1] if parts is None else parts
+    if n <= 1 or not load.closed:
+        return
+    why = None
+    if load.sessions is not None:
+        why = "with --sessions: which sessions are the first N depends on every user; bound it with --duration"
+    elif len(cfg.weighted) > 1:
+        why = "of several workflows: split it by workflow, or use the open model"
+    elif load.users is not None and load.users < n * USER_BLOCK:
+        why = (
+            f"of {load.users:,} users into {n} parts: it splits by blocks of {USER_BLOCK:,} users, so it needs "
+            f"{n * USER_BLOCK:,} users or more"
+        )
+    if why:
+        raise ConfigError.one("command line", (flag,), f"the closed model (--users) cannot be split {why}")
+
+
+def _closed(
+    cfg: RunConfig, model: Model, seed: int, start: int, extra: str, dyn: Dynamics
+) -> Simulation | MultiSimulation:
+    """The closed model: one simulation, or one per block of users (closed_blocks), this shard's blocks
+    merged in time order."""
+    load = cfg.load
+    blocks = closed_blocks(load)
+    if len(blocks) == 1:
+        return Simulation(model, seed, load, start, extra, dyn)
+    whole = Simulation(model, seed, load, start, extra, dyn)
+    i, n = cfg.shard
+    sims = [
+        Simulation(
+            model,
+            seed,
+            replace(load, users=count, first_user=first),
+            start,
+            extra,
+            dyn,
+            sess_stride=len(blocks),
+            sess_offset=b,
+            run_id=whole.ctx.run_id,
+            key_seed=seed,
+            stream_block=b,
+            population=load.users,
+            # the blocks walk as many users ahead together as the run would alone (the pool holds them)
+            chunk=max(1, closed_chunk(load.users or 0) // len(blocks)),
+        )
+        for b, (first, count) in enumerate(blocks)
+        if b % n == i
+    ]
+    return MultiSimulation(sims, load, like=whole)
 
 
 async def run_async(

@@ -33,6 +33,7 @@ import traceback
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
+from ..core.merge import MultiSimulation
 from ..errors import ConfigError, EmitterError, one_line, redact_uri
 from ..runtime.fleet import Fleet, OrderedMerge, SinkTotal, snapshot
 from ..runtime.progress import Progress, format_summary
@@ -52,6 +53,7 @@ from .run import (
     _quiet_stdout,
     _serve_metrics,
     build_simulation,
+    check_shardable,
     resolve,
     run_async,
 )
@@ -109,13 +111,7 @@ def _check(cfg: RunConfig, workers: int) -> None:
             ("--workers",),
             "--report is not available with --workers: write the events to a file and run emitter report on it",
         )
-    if cfg.load.closed:
-        raise ConfigError.one(
-            "command line",
-            ("--workers",),
-            "the closed model (--users) cannot be split into workers: its users' sessions share one schedule; "
-            "use the open model (--arrival-rate) or the dataset model (--num-users)",
-        )
+    check_shardable(cfg, "--workers", cfg.shard[1] * workers)
     if not 1 <= workers <= MAX_WORKERS:
         raise ConfigError.one("command line", ("--workers",), f"expected 1 to {MAX_WORKERS} workers, got {workers}")
 
@@ -327,7 +323,7 @@ class _Parent:
         in milliseconds, not the second a fresh interpreter takes (this process has no other thread yet)."""
         method = "fork" if sys.platform == "linux" and threading.active_count() == 1 else "spawn"
         ctx: Any = multiprocessing.get_context(method)
-        workflows = len(self.cfg.weighted)
+        workflows = self.sim.parts if isinstance(self.sim, MultiSimulation) else 1  # (the order's time ties)
         for k in range(self.workers):
             mine, theirs = ctx.Pipe(duplex=True)
             # a forked worker closes its copies of the earlier workers' parent ends: else the parent's death

@@ -30,7 +30,7 @@ from .model import END_ABANDON, END_CAP, END_EXIT, END_NONE, PARAM_CHOICE, PARAM
 from .pool import TimePool
 from .streams import id_keys, stream
 
-__all__ = ["Simulation", "run_identity"]
+__all__ = ["USER_BLOCK", "Simulation", "closed_blocks", "run_identity"]
 
 BLOCK = 8192  # sessions simulated together; fixed, so the random streams do not depend on anything else
 CHUNK = 65536  # closed model: users walked together at most (fixed for the same reason); see closed_chunk
@@ -63,7 +63,15 @@ class Simulation:
         run_id: str | None = None,
         key_seed: int | None = None,
         shard: tuple[int, int] = (0, 1),
+        stream_block: int = 0,
+        population: int | None = None,
+        chunk: int | None = None,
     ) -> None:
+        """``stream_block`` > 0 draws every stream of this simulation from that block's own (a closed-model
+        block of users, :func:`closed_blocks`); ``population`` is the whole run's number of users when this
+        simulation is one part of it (ids are as wide as the run's); ``chunk``: the closed model's users walked
+        together (default :func:`closed_chunk` of this simulation's users)."""
+        self._chunk = chunk
         self.model = model
         self.shard, self.shards = shard
         if not 0 <= self.shard < self.shards:
@@ -86,14 +94,15 @@ class Simulation:
         self.seed = seed
         self.load = load
         self.start_us = start_us
-        self._r_arrive = stream(seed, "arrivals")
-        self._r_user = stream(seed, "users")
-        self._r_walk = stream(seed, "walk")
-        self._r_lat = stream(seed, "latency")
-        self._r_err = stream(seed, "errors")
-        self._r_think = stream(seed, "think")
-        self._r_param = stream(seed, "params")
-        self._r_fault = stream(seed, "faults")
+        b = stream_block
+        self._r_arrive = stream(seed, "arrivals", b)
+        self._r_user = stream(seed, "users", b)
+        self._r_walk = stream(seed, "walk", b)
+        self._r_lat = stream(seed, "latency", b)
+        self._r_err = stream(seed, "errors", b)
+        self._r_think = stream(seed, "think", b)
+        self._r_param = stream(seed, "params", b)
+        self._r_fault = stream(seed, "faults", b)
         self._block = 0  # the block of sessions the walk's streams belong to (open and dataset models)
         # ids are keyed by the run (seed, workflow, load, start): a repeat of the run repeats them, any other
         # run, even with the same seed, gets its own; several workflows of one run share the run's keys
@@ -102,7 +111,9 @@ class Simulation:
         if load.dataset:
             pop: int | None = load.first_user + (load.num_users or 0)
         else:
-            pop = load.users if load.closed else load.population
+            pop = load.first_user + (load.users or 0) if load.closed else load.population
+        if population is not None:
+            pop = population
         self.ctx = RunContext(
             model,
             rid,
@@ -448,11 +459,11 @@ class Simulation:
         load = self.load
         assert load.users is not None
         never = np.iinfo(np.int64).max
-        users = np.arange(load.users, dtype=np.int64)
+        users = np.arange(load.users, dtype=np.int64) + load.first_user
         limit_us = never if load.duration_s is None else round(load.duration_s * 1e6)
         # first sessions are staggered as if every user had just finished one
         next_start = self._pause.sample(np.zeros(load.users, np.int64), self._r_arrive)
-        chunk = closed_chunk(load.users)
+        chunk = self._chunk or closed_chunk(load.users)
         total = 0
         while True:
             next_start[next_start >= limit_us] = never  # (these users start no other session)
@@ -562,6 +573,21 @@ class Simulation:
                 yield EventBatch(self.ctx, out, params)
             if cut == horizon:
                 return
+
+
+USER_BLOCK = 65_536  # closed model: users per block, each walked from streams of its own (see closed_blocks)
+
+
+def closed_blocks(load: Load) -> list[tuple[int, int]]:
+    """A closed-model run's blocks of users, as (first user, count): one block (the run as it always was)
+    unless the run has more than ``USER_BLOCK`` users and is bounded by time alone. Then each block of
+    users is walked on its own, from streams keyed by the block, and the blocks' events are merged in time
+    order: a shard or a worker can walk some of the blocks and leave the rest to others. A run bounded by a
+    number of sessions stays one block: which sessions are the first N depends on every user."""
+    users = load.users or 0
+    if users <= USER_BLOCK or load.sessions is not None:
+        return [(0, users)]
+    return [(first, min(USER_BLOCK, users - first)) for first in range(0, users, USER_BLOCK)]
 
 
 def closed_chunk(users: int) -> int:

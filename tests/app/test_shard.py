@@ -1,7 +1,9 @@
 """``--shard I/N`` through the real command line: the N shards' events together are the unsharded run's, byte
-for byte once ordered, for open, dataset and fault scenarios and any N; one truth per run; closed refused.
+for byte once ordered, for open, closed, dataset and fault scenarios and any N; one truth per run; what cannot
+be split refused.
 
-Every run here spans at least seven blocks of sessions (8,192 each), so that every shard of 7 walks some.
+Every run here spans at least seven blocks of sessions (8,192 each; for the closed model, of users: 65,536
+each), so that every shard of 7 walks some.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ CASES = {
     "open": [ECOM, "--sessions", "60000"],
     "dataset": [ECOM, "--num-users", "20000", "--sessions-per-user", "3,2", "--date-range", "2d"],
     "faults": [SCENARIO, "--arrival-rate", "40", "--duration", "25m"],
+    # blocks of 65,536 users: seven and more; sessions start for 6 s (a short run of a large population)
+    "closed": [ECOM, "--users", "460000", "--duration", "6s"],
 }
 
 
@@ -80,9 +84,10 @@ def test_a_shard_keeps_its_sessions_whole_and_in_order(tmp_path: Path) -> None:
         assert calls[0] == (0, 1) and calls == sorted(calls)
 
 
-def test_the_closed_model_and_bad_shards_are_refused_in_one_line(tmp_path: Path) -> None:
+def test_closed_runs_that_cannot_be_split_and_bad_shards_are_refused_in_one_line(tmp_path: Path) -> None:
     for extra, words in (
-        (["--users", "50", "--duration", "1m", "--shard", "0/2"], "closed model (--users) cannot be sharded"),
+        (["--users", "90000", "--duration", "1m", "--shard", "0/2"], "needs 131,072 users or more"),
+        (["--users", "20000", "--sessions", "500", "--shard", "0/2"], "cannot be split with --sessions"),
         (["--sessions", "5", "--shard", "2/2"], "expected I/N with 0 <= I < N"),
         (["--sessions", "5", "--shard", "x"], "expected I/N"),
     ):

@@ -44,6 +44,7 @@ CASES = {
     ],
     "multi": ["MULTI", "--speed", "max"],
     "paced": [ECOM, "--sessions", "20000", "--arrival-rate", "2000", "--speed", "40"],
+    "closed": [ECOM, "--users", "200000", "--duration", "10s", "--speed", "max"],  # (four blocks of users)
 }
 
 
@@ -190,7 +191,11 @@ def test_a_lost_worker_fails_the_run_without_a_hang(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
-        (["--users", "50"], "--workers: the closed model (--users) cannot be split"),
+        (["--users", "50", "--duration", "1m"], "--workers: the closed model (--users) cannot be split of 50 users"),
+        (
+            ["--users", "20000", "--sessions", "9"],
+            "--workers: the closed model (--users) cannot be split with --sessions",
+        ),
         (["--report", "r.html"], "--workers: --report is not available with --workers"),
         (["--sink", "parquet:out.parquet"], "put {worker} in its path"),
         (["--sink", "kafka://127.0.0.1:1/t?transactional.id=run"], "transactional.id: with --workers"),
@@ -199,7 +204,8 @@ def test_a_lost_worker_fails_the_run_without_a_hang(tmp_path: Path) -> None:
     ],
 )
 def test_refused_settings_are_one_line(tmp_path: Path, extra: list[str], says: str) -> None:
-    proc = run_cli("run", ECOM, *BASE, "--sessions", "10", "--workers", "2", *extra, cwd=tmp_path)
+    bound = ["--sessions", "10"] if "--users" not in extra else []
+    proc = run_cli("run", ECOM, *BASE, *bound, "--workers", "2", *extra, cwd=tmp_path)
     err = proc.stderr.decode()
     assert proc.returncode == 2, err
     assert says in err and len(err.strip().splitlines()) == 1, err
