@@ -10,6 +10,9 @@ Two rates per run, both printed:
   workers, draining the sinks: everything a user waits for);
 * *reported*: the rate the run's own summary prints (from the schedule's start to the last acknowledgement).
 
+A third command, the single process held to one CPU (``sched_setaffinity``), gives the one-core figure the
+issue's numbers are quoted against; for Kafka the broker's own CPU (``/proc``) is measured beside each run.
+
 And the CPU the command used (its process tree: user + system seconds, from ``RUSAGE_CHILDREN``), which
 gives the per-core figures the projection to 16 and 64 cores is made from.
 
@@ -57,7 +60,18 @@ def _kafka_up(bootstrap: str) -> bool:
         return False
 
 
-def _one(dest: str, workers: int, kafka: str, tmp: Path) -> dict[str, float]:
+def _broker_cpu_s() -> float | None:
+    """CPU seconds the local broker (deploy/local/kafka.sh) has used so far, from /proc; None if not found."""
+    pidfile = ROOT / ".local" / "kafka" / "kafka.pid"
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _one(dest: str, workers: int, kafka: str, tmp: Path, pin: bool = False) -> dict[str, float]:
     if dest == "null":
         sink = "null"
     elif dest == "kafka":
@@ -68,10 +82,13 @@ def _one(dest: str, workers: int, kafka: str, tmp: Path) -> dict[str, float]:
     if workers > 1:
         cmd += ["--workers", str(workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    broker0 = _broker_cpu_s() if dest == "kafka" else None
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, check=False)
+    one_core = (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if pin else None
+    proc = subprocess.run(cmd, capture_output=True, check=False, preexec_fn=one_core)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    broker1 = _broker_cpu_s() if dest == "kafka" else None
     err = proc.stderr.decode()
     m = _DONE.search(err)
     if proc.returncode != 0 or m is None:
@@ -90,20 +107,25 @@ def _one(dest: str, workers: int, kafka: str, tmp: Path) -> dict[str, float]:
         "cpu_s": cpu,
         "wall_s": wall,
         "cores_used": cpu / wall,
+        "broker_cores": (broker1 - broker0) / wall if broker0 is not None and broker1 is not None else float("nan"),
     }
 
 
 def bench(dest: str, workers: int, runs: int, kafka: str) -> dict[str, Any]:
     single: list[dict[str, float]] = []
     multi: list[dict[str, float]] = []
+    pinned: list[dict[str, float]] = []  # the single process held to one core (the issue's "one core" figure)
     with tempfile.TemporaryDirectory() as d:
         for i in range(runs):
             single.append(_one(dest, 1, kafka, Path(d)))
             multi.append(_one(dest, workers, kafka, Path(d)))
-            s, w = single[-1], multi[-1]
+            pinned.append(_one(dest, 1, kafka, Path(d), pin=True))
+            s, w, p = single[-1], multi[-1], pinned[-1]
             print(
                 f"  {dest} run {i + 1}/{runs}: single {s['command_rate']:,.0f} ev/s ({s['cores_used']:.2f} cores), "
-                f"--workers {workers} {w['command_rate']:,.0f} ev/s ({w['cores_used']:.2f} cores)",
+                f"--workers {workers} {w['command_rate']:,.0f} ev/s ({w['cores_used']:.2f} cores), "
+                f"single on one core {p['command_rate']:,.0f} ev/s"
+                + (f"; broker {s['broker_cores']:.2f} / {w['broker_cores']:.2f} cores" if dest == "kafka" else ""),
                 file=sys.stderr,
                 flush=True,
             )
@@ -112,19 +134,31 @@ def bench(dest: str, workers: int, runs: int, kafka: str) -> dict[str, Any]:
         return statistics.median(r[key] for r in rows)
 
     res: dict[str, Any] = {"destination": dest, "workers": workers, "runs": runs, "events": single[0]["events"]}
-    for key in ("command_rate", "reported_rate", "cores_used", "cpu_s", "wall_s"):
+    for key in ("command_rate", "reported_rate", "cores_used", "cpu_s", "wall_s", "broker_cores"):
         res[f"single_{key}"] = med(single, key)
         res[f"workers_{key}"] = med(multi, key)
+        res[f"one_core_{key}"] = med(pinned, key)
+    res["ratio_to_one_core"] = res["workers_command_rate"] / res["one_core_command_rate"]
     res["ratio_command"] = res["workers_command_rate"] / res["single_command_rate"]
     res["ratio_reported"] = res["workers_reported_rate"] / res["single_reported_rate"]
     res["single_per_cpu_second"] = res["events"] / res["single_cpu_s"]
     res["workers_per_cpu_second"] = res["events"] / res["workers_cpu_s"]
-    res["single_runs"], res["workers_runs"] = single, multi
+    res["single_runs"], res["workers_runs"], res["one_core_runs"] = single, multi, pinned
     print(
         f"workers/{dest}: --workers {workers} {res['workers_command_rate']:,.0f} events/s vs single process "
         f"{res['single_command_rate']:,.0f} events/s (whole command, medians of {runs}): ratio "
         f"{res['ratio_command']:.2f}x (goal {GOAL}x); as the summaries report them: "
         f"{res['workers_reported_rate']:,.0f} vs {res['single_reported_rate']:,.0f}: {res['ratio_reported']:.2f}x"
+    )
+    print(
+        f"workers/{dest}: against the single process held to one core ({res['one_core_command_rate']:,.0f} events/s): "
+        f"{res['ratio_to_one_core']:.2f}x"
+        + (
+            f"; the broker used {res['single_broker_cores']:.2f} cores beside the single process, "
+            f"{res['workers_broker_cores']:.2f} beside the workers"
+            if dest == "kafka"
+            else ""
+        )
     )
     print(
         f"workers/{dest}: cores used: single {res['single_cores_used']:.2f}, workers {res['workers_cores_used']:.2f}; "

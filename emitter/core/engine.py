@@ -575,7 +575,7 @@ class Simulation:
                 return
 
 
-USER_BLOCK = 65_536  # closed model: users per block, each walked from streams of its own (see closed_blocks)
+USER_BLOCK = 131_072  # closed model: users per block, each walked from streams of its own (see closed_blocks)
 
 
 def closed_blocks(load: Load) -> list[tuple[int, int]]:

@@ -81,12 +81,14 @@ def _heads(bufs: list[list[EventBatch]], safe: float) -> tuple[list[tuple[int, E
 
 def _ordered(heads: list[tuple[int, EventBatch]], one_context: bool) -> Iterator[EventBatch]:
     t = np.concatenate([h.cols["t"] for _, h in heads])
-    src = np.concatenate([np.full(len(h), i) for i, h in heads])
-    pos = np.concatenate([np.arange(len(h)) for _, h in heads])
-    order = np.lexsort((pos, src, t))
+    # the heads are end to end by part, each in order: a stable sort by time alone keeps (part, position)
+    # for ties, which is the order of (time, part, position), and merges the sorted runs in one pass
+    order = np.argsort(t, kind="stable")
     if one_context:  # one batch, in order (a run of one source per batch would be a few events each)
         yield take(concat([h for _, h in heads]) if len(heads) > 1 else heads[0][1], order)
         return
+    src = np.concatenate([np.full(len(h), i) for i, h in heads])
+    pos = np.concatenate([np.arange(len(h)) for _, h in heads])
     s, p = src[order], pos[order]
     edges = np.flatnonzero(np.diff(s)) + 1
     by_src = dict(heads)

@@ -44,7 +44,7 @@ CASES = {
     ],
     "multi": ["MULTI", "--speed", "max"],
     "paced": [ECOM, "--sessions", "20000", "--arrival-rate", "2000", "--speed", "40"],
-    "closed": [ECOM, "--users", "200000", "--duration", "10s", "--speed", "max"],  # (four blocks of users)
+    "closed": [ECOM, "--users", "400000", "--duration", "6s", "--speed", "max"],  # (four blocks of users)
 }
 
 
