@@ -259,8 +259,10 @@ class _Parent:
                     file=err,
                     flush=True,
                 )
-            for line in self.said:
-                print(line, file=err, flush=True)
+            shown = fleet.stats.error or ""
+            for line in self.said:  # (a worker's error the summary already gives is not said twice)
+                if line.partition(" error: ")[2] not in shown or not line.partition(" error: ")[2]:
+                    print(line, file=err, flush=True)
             code = self._code()
             if hold is not None:
                 assert served is not None
@@ -386,7 +388,11 @@ class _Parent:
             for line in said.splitlines():
                 if "error" in line or "warning" in line:
                     self.said.append(line.replace("emitter: ", f"emitter: worker {k}: ", 1))
-            if code in (EXIT_FAILED, EXIT_USAGE):  # the run is not whole without it: the others stop too
+            rep = self.fleet.reports[k]
+            crashed = any(ln.startswith("emitter: error:") for ln in said.splitlines())
+            if code == EXIT_USAGE or (code == EXIT_FAILED and (rep is None or bool(rep["error"]) or crashed)):
+                # it stopped on an error: the run is not whole without it, the others stop too (a worker that
+                # ran to its end with some events failed, as a single run would, exits 1 and lets them finish)
                 if code == EXIT_USAGE:
                     self.fleet.stats.input_error = True
                 self.fleet.fail(f"worker {k} failed (exit code {code})")

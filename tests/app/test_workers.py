@@ -257,3 +257,15 @@ def test_the_fleets_metrics_are_the_summed_summary(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_worker_that_cannot_reach_its_destination_fails_the_run_in_one_line(tmp_path: Path) -> None:
+    proc = run_cli("run", ECOM, *BASE, "--sessions", "30000", "--speed", "max", "--workers", "2",
+                   "--sink", "kafka://127.0.0.1:1/t", cwd=tmp_path, timeout=120)  # fmt: skip
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    errors = [ln for ln in err.splitlines() if "error" in ln]
+    assert len(errors) == 1 and re.search(
+        r"error: worker \d: kafka: cannot reach a broker at 127\.0\.0\.1:1", errors[0]
+    )
+    assert "Traceback" not in err
