@@ -8,6 +8,7 @@ Secrets never travel in the URI in clear: a value ``env:NAME`` reads an environm
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, one_line, redact_uri
+from ..errors import ConfigError, EmitterError, one_line, redact_uri
 
 __all__ = [
     "AUTHORIZATION_CODES",
@@ -398,3 +399,41 @@ def route_client_logs() -> _ClientLog:
     log.propagate = False
     log.setLevel(logging.WARNING)
     return out
+
+
+async def write_compacted(s: KafkaSettings, records: list[tuple[bytes, bytes]], action: str, prefix: str) -> None:
+    """(key, value) records onto ``s.topic``, a compacted topic made if missing (one partition), in one
+    transaction when the URI names a transactional id. A failure is one :class:`EmitterError` line,
+    ``prefix: ...`` (``action`` says what could not be done: "write the truth to")."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+    kw = s.client_kwargs()
+    try:
+        admin = AIOKafkaAdminClient(**s.connection_kwargs())
+        await admin.start()
+        try:
+            if s.topic not in await admin.list_topics():
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(
+                        [NewTopic(s.topic, 1, s.replication_factor, topic_configs={"cleanup.policy": "compact"})]
+                    )
+        finally:
+            await admin.close()
+        p = AIOKafkaProducer(**kw)
+        await p.start()
+        try:
+            if "transactional_id" in kw:  # all records in one transaction
+                await p.begin_transaction()
+            for key, value in records:
+                await p.send_and_wait(s.topic, value, key=key)
+            if "transactional_id" in kw:
+                await p.commit_transaction()
+        finally:
+            await p.stop()
+    except (KafkaError, OSError) as exc:
+        fatal, line = await unreachable_text(s, exc, action, f"topic {s.topic!r}")
+        if not fatal and isinstance(exc, KafkaError) and not isinstance(exc, KafkaConnectionError):
+            line = f"kafka: cannot write to topic {s.topic!r}: {type(exc).__name__}: {exc}"
+        raise EmitterError(f"{prefix}: {line}") from None

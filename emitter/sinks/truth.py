@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, EmitterError
+from ..errors import ConfigError
 
 __all__ = ["truth_destination", "write_truth"]
 
@@ -45,40 +44,15 @@ async def write_truth(uri: str, records: list[dict[str, Any]]) -> str:
 
 
 async def _to_kafka(uri: str, records: list[dict[str, Any]]) -> str:
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
-
-    from ..clients.kafka import parse_kafka_uri, unreachable_text
+    from ..clients.kafka import parse_kafka_uri, write_compacted
 
     s = parse_kafka_uri(uri, source="--truth")
-    kw = s.client_kwargs()
-    try:
-        admin = AIOKafkaAdminClient(**s.connection_kwargs())
-        await admin.start()
-        try:
-            if s.topic not in await admin.list_topics():
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(
-                        [NewTopic(s.topic, 1, s.replication_factor, topic_configs={"cleanup.policy": "compact"})]
-                    )
-        finally:
-            await admin.close()
-        p = AIOKafkaProducer(**kw)
-        await p.start()
-        try:
-            if "transactional_id" in kw:  # all records in one transaction
-                await p.begin_transaction()
-            for r in records:
-                key = "manifest" if r["type"] == "manifest" else f"fault:{r['id']}"
-                await p.send_and_wait(s.topic, json.dumps(r, separators=(",", ":")).encode(), key=key.encode())
-            if "transactional_id" in kw:
-                await p.commit_transaction()
-        finally:
-            await p.stop()
-    except (KafkaError, OSError) as exc:
-        fatal, line = await unreachable_text(s, exc, "write the truth to", f"topic {s.topic!r}")
-        if not fatal and isinstance(exc, KafkaError) and not isinstance(exc, KafkaConnectionError):
-            line = f"kafka: cannot write to topic {s.topic!r}: {type(exc).__name__}: {exc}"
-        raise EmitterError(f"truth: {line}") from None
+    keyed = [
+        (
+            ("manifest" if r["type"] == "manifest" else f"fault:{r['id']}").encode(),
+            json.dumps(r, separators=(",", ":")).encode(),
+        )
+        for r in records
+    ]
+    await write_compacted(s, keyed, "write the truth to", "truth")
     return uri

@@ -16,7 +16,6 @@ partition it was ever assigned, and the merge refuses a set of members whose par
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -24,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ..clients.kafka import parse_kafka_uri, unreachable_text
+from ..clients.kafka import parse_kafka_uri, write_compacted
 from ..core.spec import Workflow
 from ..errors import EmitterError
 from .assemble import Assembler
@@ -139,34 +138,10 @@ def merged_report(
 
 async def publish_stats(uri: str, stats: dict[str, Any]) -> None:
     """One record on a compacted topic (created if missing), keyed by group and member."""
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
-
     s = parse_kafka_uri(uri, source="--publish")
-    try:
-        admin = AIOKafkaAdminClient(**s.connection_kwargs())
-        await admin.start()
-        try:
-            if s.topic not in await admin.list_topics():
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(
-                        [NewTopic(s.topic, 1, s.replication_factor, topic_configs={"cleanup.policy": "compact"})]
-                    )
-        finally:
-            await admin.close()
-        p = AIOKafkaProducer(**s.connection_kwargs())
-        await p.start()
-        try:
-            key = f"{stats['group']}/{stats['member']}".encode()
-            await p.send_and_wait(s.topic, json.dumps(stats, separators=(",", ":")).encode(), key=key)
-        finally:
-            await p.stop()
-    except (KafkaError, OSError) as exc:
-        fatal, line = await unreachable_text(s, exc, "publish the statistics to", f"topic {s.topic!r}")
-        if not fatal and isinstance(exc, KafkaError) and not isinstance(exc, KafkaConnectionError):
-            line = f"kafka: cannot write to topic {s.topic!r}: {type(exc).__name__}: {exc}"
-        raise EmitterError(f"validate --publish: {line}") from None
+    key = f"{stats['group']}/{stats['member']}".encode()
+    value = json.dumps(stats, separators=(",", ":")).encode()
+    await write_compacted(s, [(key, value)], "publish the statistics to", "validate --publish")
 
 
 async def read_stats(uri: str, *, group: str | None, parts: int | None, until_idle: float) -> Published:
