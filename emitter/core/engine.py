@@ -94,16 +94,10 @@ class Simulation:
         self.seed = seed
         self.load = load
         self.start_us = start_us
-        b = stream_block
-        self._r_arrive = stream(seed, "arrivals", b)
-        self._r_user = stream(seed, "users", b)
-        self._r_walk = stream(seed, "walk", b)
-        self._r_lat = stream(seed, "latency", b)
-        self._r_err = stream(seed, "errors", b)
-        self._r_think = stream(seed, "think", b)
-        self._r_param = stream(seed, "params", b)
-        self._r_fault = stream(seed, "faults", b)
-        self._block = 0  # the block of sessions the walk's streams belong to (open and dataset models)
+        self._r_arrive = stream(seed, "arrivals", stream_block)
+        self._r_user = stream(seed, "users", stream_block)
+        self._block = -1  # the block the walk's streams belong to (open and dataset models: each block's own)
+        self._block_streams(stream_block)
         # ids are keyed by the run (seed, workflow, load, start): a repeat of the run repeats them, any other
         # run, even with the same seed, gets its own; several workflows of one run share the run's keys
         rid = run_id or run_identity(model, seed, load, start_us, run_extra)
