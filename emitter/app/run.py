@@ -199,10 +199,10 @@ def check_shardable(cfg: RunConfig, flag: str = "--shard", parts: int | None = N
     if load.sessions is not None:
         why = "with --sessions: which sessions are the first N depends on every user; bound it with --duration"
     elif len(cfg.weighted) > 1:
-        why = "of several workflows: split it by workflow, or use the open model"
+        why = "when it runs several workflows: split it by workflow, or use the open model"
     elif load.users is not None and load.users < n * USER_BLOCK:
         why = (
-            f"of {load.users:,} users into {n} parts: it splits by blocks of {USER_BLOCK:,} users, so it needs "
+            f"into {n} parts with {load.users:,} users: it splits by blocks of {USER_BLOCK:,} users, so it needs "
             f"{n * USER_BLOCK:,} users or more"
         )
     if why:
@@ -216,9 +216,9 @@ def _closed(
     merged in time order."""
     load = cfg.load
     blocks = closed_blocks(load)
-    if len(blocks) == 1:
-        return Simulation(model, seed, load, start, extra, dyn)
     whole = Simulation(model, seed, load, start, extra, dyn)
+    if len(blocks) == 1:
+        return whole
     i, n = cfg.shard
     sims = [
         Simulation(
@@ -285,36 +285,10 @@ async def _run(
     served: SelfMetrics | None,
     install_signals: bool,
 ) -> tuple[int, RunStats, Runner]:
-    names = " + ".join(f"{wf.name!r}" + (f" ({w:.0%})" if len(cfg.weighted) > 1 else "") for wf, w in cfg.weighted)
-    print(
-        f"emitter: {'scenario ' + repr(cfg.scenario) + ', ' if cfg.scenario else ''}workflow {names}, "
-        f"{sim.load.describe()}, speed {cfg.speed}, seed {seed}, run id {sim.ctx.run_id}"
-        + (f", shard {cfg.shard[0]}/{cfg.shard[1]}" if cfg.shard[1] > 1 else "")
-        + (f", {len(dyn.fault_ids)} faults" if dyn.fault_ids else "")
-        + f", sinks: {', '.join(s.describe() for s in sink_objs)}",
-        file=err,
-        flush=True,
-    )
-    recs = (
-        truth_records(
-            run_id=sim.ctx.run_id,
-            seed=seed,
-            start_us=sim.start_us,
-            speed=str(cfg.speed),
-            workflows=cfg.weighted,
-            dynamics=dyn,
-            load=sim.load.describe(),
-            scenario=cfg.scenario,
-            scenario_digest=cfg.scenario_digest,
-        )
-        if cfg.truth or report
-        else []
-    )  # made only when written or drawn
-    if cfg.truth and cfg.shard[0] > 0:  # one truth per run, not one per shard
-        print(f"emitter: truth: left to shard 0/{cfg.shard[1]} (the run's one manifest and fault records)", file=err)
-    elif cfg.truth:
-        where = await write_truth(cfg.truth, recs)
-        print(f"emitter: truth: manifest and {len(recs) - 1} fault records written to {where}", file=err, flush=True)
+    print(header_line(cfg, sim, seed, dyn, [s.describe() for s in sink_objs]), file=err, flush=True)
+    recs = run_truth(cfg, sim, seed, dyn) if cfg.truth or report else []  # made only when written or drawn
+    if cfg.truth:
+        await write_run_truth(cfg, recs, err)
     loop = asyncio.get_running_loop()
     installed: list[int] = []
     if install_signals:
@@ -362,6 +336,46 @@ async def _run(
     else:
         code = EXIT_OK
     return code, st, runner
+
+
+def header_line(
+    cfg: RunConfig, sim: Simulation | MultiSimulation, seed: int, dyn: Dynamics, sinks: list[str], more: str = ""
+) -> str:
+    """The run's first line: what runs, how, with which seed and run id, where to (``more``: after the shard)."""
+    names = " + ".join(f"{wf.name!r}" + (f" ({w:.0%})" if len(cfg.weighted) > 1 else "") for wf, w in cfg.weighted)
+    return (
+        f"emitter: {'scenario ' + repr(cfg.scenario) + ', ' if cfg.scenario else ''}workflow {names}, "
+        f"{sim.load.describe()}, speed {cfg.speed}, seed {seed}, run id {sim.ctx.run_id}"
+        + (f", shard {cfg.shard[0]}/{cfg.shard[1]}" if cfg.shard[1] > 1 else "")
+        + more
+        + (f", {len(dyn.fault_ids)} faults" if dyn.fault_ids else "")
+        + f", sinks: {', '.join(sinks)}"
+    )
+
+
+def run_truth(cfg: RunConfig, sim: Simulation | MultiSimulation, seed: int, dyn: Dynamics) -> list[dict[str, Any]]:
+    """The run's manifest and fault records."""
+    return truth_records(
+        run_id=sim.ctx.run_id,
+        seed=seed,
+        start_us=sim.start_us,
+        speed=str(cfg.speed),
+        workflows=cfg.weighted,
+        dynamics=dyn,
+        load=sim.load.describe(),
+        scenario=cfg.scenario,
+        scenario_digest=cfg.scenario_digest,
+    )
+
+
+async def write_run_truth(cfg: RunConfig, recs: list[dict[str, Any]], err: TextIO) -> None:
+    """``--truth``: written by shard 0 only (one truth per run, not one per shard); the others say so."""
+    assert cfg.truth
+    if cfg.shard[0] > 0:
+        print(f"emitter: truth: left to shard 0/{cfg.shard[1]} (the run's one manifest and fault records)", file=err)
+        return
+    where = await write_truth(cfg.truth, recs)
+    print(f"emitter: truth: manifest and {len(recs) - 1} fault records written to {where}", file=err, flush=True)
 
 
 def _serve_metrics(cfg: RunConfig, runner: RunView, err: TextIO) -> SelfMetrics:

@@ -40,7 +40,6 @@ from ..runtime.progress import Progress, format_summary
 from ..runtime.runner import LagStats, Runner
 from ..sinks.base import PipeClosed, Sink, SinkError, open_sink, scheme_of
 from ..sinks.basic import FileSink, StdoutSink
-from ..sinks.truth import write_truth
 from .run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -54,8 +53,11 @@ from .run import (
     _serve_metrics,
     build_simulation,
     check_shardable,
+    header_line,
     resolve,
     run_async,
+    run_truth,
+    write_run_truth,
 )
 
 __all__ = ["MAX_WORKERS", "run_workers"]
@@ -180,7 +182,8 @@ class _Parent:
         served = _serve_metrics(cfg, fleet, err) if cfg.metrics or cfg.metrics_otlp else None
         try:
             self._header()
-            await self._truth()
+            if cfg.truth:
+                await write_run_truth(cfg, run_truth(cfg, self.sim, self.seed, self.dyn), err)
             loop = asyncio.get_running_loop()
             installed = self._signals(loop)
             queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue(maxsize=4 * self.workers)
@@ -275,50 +278,10 @@ class _Parent:
                 served.close()
 
     def _header(self) -> None:
-        cfg = self.cfg
-        names = " + ".join(f"{wf.name!r}" for wf, _ in cfg.weighted)
-        i, n = cfg.shard
-        print(
-            f"emitter: {'scenario ' + repr(cfg.scenario) + ', ' if cfg.scenario else ''}workflow {names}, "
-            f"{self.sim.load.describe()}, speed {cfg.speed}, seed {self.seed}, run id {self.sim.ctx.run_id}"
-            + (f", shard {i}/{n}" if n > 1 else "")
-            + f", {self.workers} workers (shards "
-            + ", ".join(f"{self._shard(k)[0]}/{self._shard(k)[1]}" for k in range(min(self.workers, 4)))
-            + (", ..." if self.workers > 4 else "")
-            + ")"
-            + (f", {len(self.dyn.fault_ids)} faults" if self.dyn.fault_ids else "")
-            + f", sinks: {', '.join(s.describe() for s in self.fleet.sinks)}",
-            file=self.err,
-            flush=True,
-        )
-
-    async def _truth(self) -> None:
-        cfg = self.cfg
-        if not cfg.truth:
-            return
-        if cfg.shard[0] > 0:
-            print(
-                f"emitter: truth: left to shard 0/{cfg.shard[1]} (the run's one manifest and fault records)",
-                file=self.err,
-            )
-            return
-        from ..core.truth import truth_records
-
-        recs = truth_records(
-            run_id=self.sim.ctx.run_id,
-            seed=self.seed,
-            start_us=self.sim.start_us,
-            speed=str(cfg.speed),
-            workflows=cfg.weighted,
-            dynamics=self.dyn,
-            load=self.sim.load.describe(),
-            scenario=cfg.scenario,
-            scenario_digest=cfg.scenario_digest,
-        )
-        where = await write_truth(cfg.truth, recs)
-        print(
-            f"emitter: truth: manifest and {len(recs) - 1} fault records written to {where}", file=self.err, flush=True
-        )
+        shards = ", ".join(f"{self._shard(k)[0]}/{self._shard(k)[1]}" for k in range(min(self.workers, 4)))
+        more = f", {self.workers} workers (shards {shards}{', ...' if self.workers > 4 else ''})"
+        sinks = [s.describe() for s in self.fleet.sinks]
+        print(header_line(self.cfg, self.sim, self.seed, self.dyn, sinks, more), file=self.err, flush=True)
 
     def spawn(self) -> None:
         """Start the workers. On Linux they are forked: everything is imported already, so a worker starts

@@ -52,9 +52,11 @@ class PipeSink(Sink):
         self.workflows = max(1, workflows)
         self._last_through = 0.0
 
-    def _send(self, msg: tuple[Any, ...]) -> None:
+    def _send(self, msg: tuple[Any, ...], raw: bytes | None = None) -> None:
         try:
             self.conn.send(msg)
+            if raw is not None:
+                self.conn.send_bytes(raw)  # (after its header, as is: no pickled copy of the lines)
         except (OSError, ValueError) as exc:
             raise SinkError(f"worker pipe: the parent process is gone ({exc.__class__.__name__})") from None
 
@@ -62,11 +64,7 @@ class PipeSink(Sink):
         n = len(batch)
         data = jsonl_of(batch)
         self.stats.sent += n
-        self._send(("data", order_keys(batch, self.workflows), line_ends(data)))
-        try:
-            self.conn.send_bytes(data)  # (raw, after its header: no pickled copy of the lines)
-        except (OSError, ValueError) as exc:
-            raise SinkError(f"worker pipe: the parent process is gone ({exc.__class__.__name__})") from None
+        self._send(("data", order_keys(batch, self.workflows), line_ends(data)), data)
         self.stats.acked += n
         self.stats.bytes += len(data)
 

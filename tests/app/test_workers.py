@@ -191,7 +191,10 @@ def test_a_lost_worker_fails_the_run_without_a_hang(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "says"),
     [
-        (["--users", "50", "--duration", "1m"], "--workers: the closed model (--users) cannot be split of 50 users"),
+        (
+            ["--users", "50", "--duration", "1m"],
+            "--workers: the closed model (--users) cannot be split into 2 parts with 50 users",
+        ),
         (
             ["--users", "20000", "--sessions", "9"],
             "--workers: the closed model (--users) cannot be split with --sessions",
