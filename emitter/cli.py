@@ -327,6 +327,9 @@ def _duration(text: str) -> float:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from .runtime.memory import tune_allocator
+
+    tune_allocator()  # before numpy and the run's first blocks are allocated (runtime/memory.py); forks inherit it
     from dataclasses import replace
 
     from .app.config import run_config
